@@ -1,0 +1,344 @@
+//! One visitor's view of the bio: which page is selected, the scroll position, the help overlay
+//! and mouse mode, and how input events change them. State and update only: no I/O, no russh,
+//! no drawing (that is `ui`). The session carries out the [`Effect`]s it returns.
+
+use std::sync::Arc;
+
+use ratatui::layout::{Position, Rect};
+
+use crate::content::Content;
+use crate::input::{Event, Key, Mouse};
+
+/// Lines moved by one mouse-wheel notch.
+const WHEEL_LINES: usize = 3;
+
+/// What the session must do after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// The state changed: draw a new frame.
+    Redraw,
+    /// The visitor asked to leave: restore their terminal and close.
+    Quit,
+    /// Mouse reporting was toggled: tell the terminal, then redraw.
+    SetMouse(bool),
+}
+
+/// A page of the navigation: each section, then the links page when there are links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Section(usize),
+    Links,
+}
+
+/// What is drawn over the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlay {
+    None,
+    Help,
+}
+
+/// Geometry of the last frame, fed back by the session after each draw so scrolling can be
+/// clamped and clicks hit-tested without the app knowing how to lay anything out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Viewport {
+    /// Rows available for the page text.
+    pub body_height: usize,
+    /// Total wrapped lines of the current page at the current width.
+    pub body_lines: usize,
+    /// Where each navigation entry was drawn, with the page index it selects.
+    pub nav: Vec<(Rect, usize)>,
+}
+
+/// The state of one visitor's UI.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The bio being shown; replaced whole when the owner edits the file.
+    content: Arc<Content>,
+    /// Index into [`App::pages`].
+    selected: usize,
+    /// First visible line of the page text.
+    scroll: usize,
+    /// The help overlay, when open.
+    overlay: Overlay,
+    /// Whether the terminal is asked to report the mouse (off lets people select text).
+    mouse: bool,
+    /// Geometry of the last drawn frame.
+    viewport: Viewport,
+}
+
+impl App {
+    /// A new view of `content`, opened on the page whose slug is `route` (the SSH user name),
+    /// or on the first page.
+    pub fn new(content: Arc<Content>, route: Option<&str>) -> Self {
+        let mut app = Self {
+            content,
+            selected: 0,
+            scroll: 0,
+            overlay: Overlay::None,
+            mouse: true,
+            viewport: Viewport::default(),
+        };
+        if let Some(route) = route {
+            if let Some(i) = app.content.section_index(route) {
+                app.selected = i;
+            } else if route.eq_ignore_ascii_case("links") && !app.content.links.is_empty() {
+                app.selected = app.content.sections.len();
+            }
+        }
+        app
+    }
+
+    pub fn content(&self) -> &Content {
+        &self.content
+    }
+
+    /// How many pages the navigation has.
+    pub fn page_count(&self) -> usize {
+        self.content.sections.len() + usize::from(!self.content.links.is_empty())
+    }
+
+    /// The page for navigation index `index`.
+    pub fn page(&self, index: usize) -> Page {
+        if index < self.content.sections.len() { Page::Section(index) } else { Page::Links }
+    }
+
+    /// The title shown in the navigation for page `index`.
+    pub fn page_title(&self, index: usize) -> &str {
+        match self.page(index) {
+            Page::Section(i) => self.content.sections.get(i).map_or("", |s| s.title.as_str()),
+            Page::Links => "Links",
+        }
+    }
+
+    pub fn selected(&self) -> usize {
+        self.selected
+    }
+
+    pub fn scroll(&self) -> usize {
+        self.scroll
+    }
+
+    pub fn overlay(&self) -> Overlay {
+        self.overlay
+    }
+
+    pub fn mouse_enabled(&self) -> bool {
+        self.mouse
+    }
+
+    /// Records the geometry of the frame just drawn and clamps the scroll to it.
+    pub fn set_viewport(&mut self, viewport: Viewport) {
+        self.viewport = viewport;
+        self.scroll = self.scroll.min(self.max_scroll());
+    }
+
+    /// Swaps in edited content, staying on the same section (by slug) and near the same line.
+    pub fn set_content(&mut self, content: Arc<Content>) {
+        let slug = match self.page(self.selected) {
+            Page::Section(i) => self.content.sections.get(i).map(|s| s.slug.clone()),
+            Page::Links => None,
+        };
+        let on_links = self.page(self.selected) == Page::Links;
+        self.content = content;
+        self.selected = match slug.and_then(|s| self.content.section_index(&s)) {
+            Some(i) => i,
+            None if on_links && !self.content.links.is_empty() => self.content.sections.len(),
+            None => self.selected.min(self.page_count().saturating_sub(1)),
+        };
+    }
+
+    /// Applies one input event.
+    pub fn handle(&mut self, event: &Event) -> Option<Effect> {
+        match event {
+            Event::Key(key) => self.handle_key(*key),
+            Event::Mouse(mouse) => self.handle_mouse(*mouse),
+            // Size changes are applied by the session; they always need a new frame.
+            Event::Resize { .. } => Some(Effect::Redraw),
+            Event::Ignored => None,
+        }
+    }
+
+    fn handle_key(&mut self, key: Key) -> Option<Effect> {
+        match key {
+            Key::Char('q') | Key::Ctrl('c') | Key::Ctrl('d') => return Some(Effect::Quit),
+            Key::Esc if self.overlay == Overlay::None => return Some(Effect::Quit),
+            _ => {}
+        }
+        if self.overlay == Overlay::Help {
+            // Any other key just closes the help.
+            self.overlay = Overlay::None;
+            return Some(Effect::Redraw);
+        }
+        let before = (self.selected, self.scroll);
+        match key {
+            Key::Char('?') => {
+                self.overlay = Overlay::Help;
+                return Some(Effect::Redraw);
+            }
+            Key::Char('m') => {
+                self.mouse = !self.mouse;
+                return Some(Effect::SetMouse(self.mouse));
+            }
+            Key::Right | Key::Char('l') | Key::Tab => self.next_page(),
+            Key::Left | Key::Char('h') | Key::BackTab => self.previous_page(),
+            Key::Char(c @ '1'..='9') => self.select_page(usize::from(c as u8 - b'1')),
+            Key::Down | Key::Char('j') => self.scroll_down(1),
+            Key::Up | Key::Char('k') => self.scroll_up(1),
+            Key::PageDown | Key::Char(' ') => self.scroll_down(self.page_step()),
+            Key::PageUp | Key::Backspace => self.scroll_up(self.page_step()),
+            Key::Home | Key::Char('g') => self.scroll = 0,
+            Key::End | Key::Char('G') => self.scroll = self.max_scroll(),
+            _ => {}
+        }
+        (before != (self.selected, self.scroll)).then_some(Effect::Redraw)
+    }
+
+    fn handle_mouse(&mut self, mouse: Mouse) -> Option<Effect> {
+        let before = (self.selected, self.scroll, self.overlay);
+        match mouse {
+            Mouse::ScrollDown { .. } => self.scroll_down(WHEEL_LINES),
+            Mouse::ScrollUp { .. } => self.scroll_up(WHEEL_LINES),
+            Mouse::Click { .. } if self.overlay == Overlay::Help => self.overlay = Overlay::None,
+            Mouse::Click { column, row } => {
+                let at = Position::new(column, row);
+                let hit = self.viewport.nav.iter().find(|(rect, _)| rect.contains(at));
+                if let Some(&(_, page)) = hit {
+                    self.select_page(page);
+                }
+            }
+        }
+        (before != (self.selected, self.scroll, self.overlay)).then_some(Effect::Redraw)
+    }
+
+    pub fn next_page(&mut self) {
+        self.select_page((self.selected + 1) % self.page_count().max(1));
+    }
+
+    pub fn previous_page(&mut self) {
+        let count = self.page_count().max(1);
+        self.select_page((self.selected + count - 1) % count);
+    }
+
+    /// Selects page `index` if it exists, starting at its top.
+    pub fn select_page(&mut self, index: usize) {
+        if index < self.page_count() && index != self.selected {
+            self.selected = index;
+            self.scroll = 0;
+        }
+    }
+
+    pub fn scroll_down(&mut self, lines: usize) {
+        self.scroll = self.scroll.saturating_add(lines).min(self.max_scroll());
+    }
+
+    pub fn scroll_up(&mut self, lines: usize) {
+        self.scroll = self.scroll.saturating_sub(lines);
+    }
+
+    /// The last line the text can start at so its end still fills the body.
+    fn max_scroll(&self) -> usize {
+        self.viewport.body_lines.saturating_sub(self.viewport.body_height)
+    }
+
+    /// One screenful, keeping a line of context.
+    fn page_step(&self) -> usize {
+        self.viewport.body_height.saturating_sub(1).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn app() -> App {
+        let content =
+            crate::content::parse_str(include_str!("../content.toml"), Path::new("c")).expect("parses");
+        let mut app = App::new(Arc::new(content), None);
+        app.set_viewport(Viewport {
+            body_height: 10,
+            body_lines: 25,
+            nav: vec![(Rect::new(0, 3, 20, 1), 0), (Rect::new(0, 4, 20, 1), 1)],
+        });
+        app
+    }
+
+    fn key(app: &mut App, key: Key) -> Option<Effect> {
+        app.handle(&Event::Key(key))
+    }
+
+    #[test]
+    fn section_keys_move_and_wrap() {
+        let mut app = app();
+        assert_eq!(key(&mut app, Key::Right), Some(Effect::Redraw));
+        assert_eq!(app.selected(), 1);
+        key(&mut app, Key::Char('h'));
+        key(&mut app, Key::BackTab);
+        assert_eq!(app.selected(), 6, "wraps to the last section");
+        key(&mut app, Key::Tab);
+        assert_eq!(app.selected(), 0);
+        key(&mut app, Key::Char('5'));
+        assert_eq!(app.page_title(app.selected()), "Startups");
+        assert_eq!(key(&mut app, Key::Char('9')), None, "no ninth page: nothing changes");
+    }
+
+    #[test]
+    fn scroll_keys_are_clamped_to_the_text() {
+        let mut app = app();
+        assert_eq!(key(&mut app, Key::Up), None, "already at the top");
+        key(&mut app, Key::Char('j'));
+        assert_eq!(app.scroll(), 1);
+        key(&mut app, Key::PageDown);
+        assert_eq!(app.scroll(), 10);
+        key(&mut app, Key::Char('G'));
+        assert_eq!(app.scroll(), 15);
+        assert_eq!(key(&mut app, Key::Down), None, "already at the bottom");
+        key(&mut app, Key::Home);
+        assert_eq!(app.scroll(), 0);
+        key(&mut app, Key::Char(' '));
+        assert_eq!(app.scroll(), 9);
+    }
+
+    #[test]
+    fn quit_keys_and_help() {
+        let mut app = app();
+        for k in [Key::Char('q'), Key::Esc, Key::Ctrl('c'), Key::Ctrl('d')] {
+            assert_eq!(key(&mut app, k), Some(Effect::Quit), "{k:?}");
+        }
+        key(&mut app, Key::Char('?'));
+        assert_eq!(app.overlay(), Overlay::Help);
+        key(&mut app, Key::Char('j'));
+        assert_eq!(app.overlay(), Overlay::None, "any key closes help");
+        assert_eq!(app.scroll(), 0, "and is not also applied");
+    }
+
+    #[test]
+    fn mouse_wheel_click_and_toggle() {
+        let mut app = app();
+        app.handle(&Event::Mouse(Mouse::ScrollDown { column: 30, row: 8 }));
+        assert_eq!(app.scroll(), 3);
+        app.handle(&Event::Mouse(Mouse::Click { column: 5, row: 4 }));
+        assert_eq!(app.selected(), 1);
+        assert_eq!(key(&mut app, Key::Char('m')), Some(Effect::SetMouse(false)));
+        assert_eq!(key(&mut app, Key::Char('m')), Some(Effect::SetMouse(true)));
+    }
+
+    #[test]
+    fn route_opens_the_named_section() {
+        let content =
+            crate::content::parse_str(include_str!("../content.toml"), Path::new("c")).expect("parses");
+        let content = Arc::new(content);
+        assert_eq!(App::new(content.clone(), Some("EBPF")).selected(), 6);
+        assert_eq!(App::new(content, Some("nobody")).selected(), 0);
+    }
+
+    #[test]
+    fn reload_keeps_the_section_by_slug() {
+        let mut app = app();
+        key(&mut app, Key::Char('7')); // eBPF
+        let mut edited = app.content().clone();
+        edited.sections.remove(0);
+        app.set_content(Arc::new(edited));
+        assert_eq!(app.page_title(app.selected()), "eBPF");
+    }
+}

@@ -1,0 +1,340 @@
+//! Terminal input bytes -> our own [`Event`]s. Owns decoding (via termina's parser), the lone-Esc
+//! rule, in-band resize reports (DEC mode 2048) and the bound on half-finished sequences. Pure:
+//! no I/O, no timers (the session calls [`Decoder::flush`] when its Esc timer fires).
+
+use termina::event::{KeyCode, KeyEventKind, Modifiers, MouseButton, MouseEventKind};
+
+/// A key the app can act on. Anything else becomes [`Event::Ignored`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// A printable character, as typed (case kept).
+    Char(char),
+    /// A letter typed with Ctrl held (lower-case): Ctrl-C is `Ctrl('c')`.
+    Ctrl(char),
+    Up,
+    Down,
+    Left,
+    Right,
+    PageUp,
+    PageDown,
+    Home,
+    End,
+    Tab,
+    BackTab,
+    Enter,
+    Esc,
+    Backspace,
+}
+
+/// What the pointer did, in 0-based cell coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mouse {
+    ScrollUp { column: u16, row: u16 },
+    ScrollDown { column: u16, row: u16 },
+    Click { column: u16, row: u16 },
+}
+
+/// One decoded input event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Key(Key),
+    Mouse(Mouse),
+    /// An in-band resize report (`CSI 48 ; rows ; cols ; ... t`), for clients that never send
+    /// the SSH window-change request.
+    Resize {
+        cols: u16,
+        rows: u16,
+    },
+    /// Paste, focus, terminal replies, releases, unknown keys: consumed and dropped, so an
+    /// unknown escape sequence never reaches the app as keystrokes.
+    Ignored,
+}
+
+/// Bytes fed without any event coming out before the parser is reset: an endless paste or an
+/// unterminated sequence can't make it hold more than this.
+const MAX_HELD_BYTES: usize = 64 * 1024;
+
+/// Stateful decoder for one connection's input stream.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    /// termina's parser, which keeps partial sequences and split UTF-8 between packets.
+    parser: termina::Parser,
+    /// Bytes fed since the parser last produced an event (see [`MAX_HELD_BYTES`]).
+    held: usize,
+    /// Whether the last input may have left an incomplete sequence waiting for the Esc timer.
+    pending: bool,
+}
+
+impl Decoder {
+    /// Feeds one chunk of input and appends the events it completes to `out`.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Event>) {
+        let bytes = take_resize_reports(bytes, out);
+        if bytes.is_empty() {
+            return;
+        }
+        let before = out.len();
+        self.parse(&bytes, true, out);
+        if out.len() > before {
+            self.held = 0;
+        }
+        self.held = self.held.saturating_add(bytes.len());
+        if self.held > MAX_HELD_BYTES {
+            self.parser = termina::Parser::default();
+            self.held = 0;
+        }
+        // An ESC or a non-ASCII byte may start something that only a timeout can finish.
+        self.pending = bytes.iter().any(|&b| b == 0x1b || b >= 0x80);
+    }
+
+    /// True when a lone Esc or a partial sequence may be waiting: arm the Esc timer.
+    pub fn has_pending(&self) -> bool {
+        self.pending
+    }
+
+    /// The Esc timer fired: whatever is held is complete now (a held ESC becomes `Key::Esc`).
+    pub fn flush(&mut self, out: &mut Vec<Event>) {
+        self.pending = false;
+        self.held = 0;
+        self.parse(&[], false, out);
+    }
+
+    fn parse(&mut self, bytes: &[u8], maybe_more: bool, out: &mut Vec<Event>) {
+        // termina is well tested, but this is hostile input: a panic in the parser must cost
+        // only the held bytes, never the session.
+        let parser = &mut self.parser;
+        let parsed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse(bytes, maybe_more)));
+        if parsed.is_err() {
+            self.parser = termina::Parser::default();
+            return;
+        }
+        while let Some(event) = self.parser.pop() {
+            out.push(convert(event));
+        }
+    }
+}
+
+/// Maps termina's event to ours, keeping only what the app understands.
+fn convert(event: termina::Event) -> Event {
+    match event {
+        termina::Event::Key(key) => {
+            if key.kind == KeyEventKind::Release {
+                return Event::Ignored;
+            }
+            let ctrl = key.modifiers.contains(Modifiers::CONTROL);
+            let alt = key.modifiers.contains(Modifiers::ALT);
+            if alt {
+                return Event::Ignored;
+            }
+            let key = match key.code {
+                KeyCode::Char(c) if ctrl => Key::Ctrl(c.to_ascii_lowercase()),
+                KeyCode::Char(c) if c.is_control() => return Event::Ignored,
+                KeyCode::Char(c) => Key::Char(c),
+                KeyCode::Up => Key::Up,
+                KeyCode::Down => Key::Down,
+                KeyCode::Left => Key::Left,
+                KeyCode::Right => Key::Right,
+                KeyCode::PageUp => Key::PageUp,
+                KeyCode::PageDown => Key::PageDown,
+                KeyCode::Home => Key::Home,
+                KeyCode::End => Key::End,
+                KeyCode::Tab => Key::Tab,
+                KeyCode::BackTab => Key::BackTab,
+                KeyCode::Enter => Key::Enter,
+                KeyCode::Escape => Key::Esc,
+                KeyCode::Backspace => Key::Backspace,
+                _ => return Event::Ignored,
+            };
+            Event::Key(key)
+        }
+        termina::Event::Mouse(mouse) => {
+            let (column, row) = (mouse.column, mouse.row);
+            match mouse.kind {
+                MouseEventKind::ScrollUp => Event::Mouse(Mouse::ScrollUp { column, row }),
+                MouseEventKind::ScrollDown => Event::Mouse(Mouse::ScrollDown { column, row }),
+                MouseEventKind::Down(MouseButton::Left) => Event::Mouse(Mouse::Click { column, row }),
+                _ => Event::Ignored,
+            }
+        }
+        termina::Event::WindowResized(size) => Event::Resize { cols: size.cols, rows: size.rows },
+        _ => Event::Ignored,
+    }
+}
+
+/// Removes complete in-band resize reports (`ESC [ 48 ; rows ; cols [; ph ; pw] t`) from
+/// `bytes`, pushing a [`Event::Resize`] for each, and returns the rest. Terminals write each
+/// report in one piece, so it arrives in one packet; a report split across packets is left to
+/// termina, which drops it as an unknown sequence.
+fn take_resize_reports(bytes: &[u8], out: &mut Vec<Event>) -> Vec<u8> {
+    const START: &[u8] = b"\x1b[48;";
+    let mut rest = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let tail = bytes.get(i..).unwrap_or_default();
+        if tail.starts_with(START) {
+            let params = tail.get(START.len()..).unwrap_or_default();
+            let end = params.iter().position(|b| !(b.is_ascii_digit() || *b == b';'));
+            if let Some(end) = end
+                && params.get(end) == Some(&b't')
+            {
+                let fields: Vec<u16> = params
+                    .get(..end)
+                    .unwrap_or_default()
+                    .split(|b| *b == b';')
+                    .map(|f| std::str::from_utf8(f).ok().and_then(|s| s.parse().ok()).unwrap_or(0))
+                    .collect();
+                if let (Some(&rows), Some(&cols)) = (fields.first(), fields.get(1)) {
+                    out.push(Event::Resize { cols, rows });
+                }
+                i += START.len() + end + 1;
+                continue;
+            }
+        }
+        if let Some(&b) = bytes.get(i) {
+            rest.push(b);
+        }
+        i += 1;
+    }
+    rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_chunks(chunks: &[&[u8]]) -> Vec<Event> {
+        let mut decoder = Decoder::default();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            decoder.feed(chunk, &mut out);
+        }
+        decoder.flush(&mut out);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Vec<Event> {
+        decode_chunks(&[bytes])
+    }
+
+    #[test]
+    fn byte_sequences_to_keys() {
+        use Key::*;
+        let table: &[(&[u8], Key)] = &[
+            (b"q", Char('q')),
+            (b"G", Char('G')),
+            (b" ", Char(' ')),
+            (b"?", Char('?')),
+            (b"\x1b[A", Up),
+            (b"\x1b[B", Down),
+            (b"\x1bOA", Up), // application cursor mode
+            (b"\x1b[C", Right),
+            (b"\x1b[D", Left),
+            (b"\x1b[5~", PageUp),
+            (b"\x1b[6~", PageDown),
+            (b"\x1b[H", Home),
+            (b"\x1b[F", End),
+            (b"\x1b[1~", Home),
+            (b"\x1b[4~", End),
+            (b"\t", Tab),
+            (b"\x1b[Z", BackTab),
+            (b"\r", Enter),
+            (b"\x7f", Backspace),
+            (b"\x03", Ctrl('c')),
+            (b"\x04", Ctrl('d')),
+            (b"\x1b", Esc),
+            ("é".as_bytes(), Char('é')),
+        ];
+        for (bytes, key) in table {
+            assert_eq!(decode(bytes), vec![Event::Key(*key)], "bytes {bytes:?}");
+        }
+    }
+
+    #[test]
+    fn utf8_split_across_packets_is_one_character() {
+        assert_eq!(decode_chunks(&[&[0xC3], &[0xA9]]), vec![Event::Key(Key::Char('é'))]);
+        assert_eq!(decode_chunks(&[&[0xF0, 0x9F], &[0x98, 0x80]]), vec![Event::Key(Key::Char('😀'))]);
+    }
+
+    #[test]
+    fn lone_esc_waits_for_the_timer() {
+        let mut decoder = Decoder::default();
+        let mut out = Vec::new();
+        decoder.feed(b"\x1b", &mut out);
+        assert!(out.is_empty() && decoder.has_pending());
+        decoder.flush(&mut out);
+        assert_eq!(out, vec![Event::Key(Key::Esc)]);
+    }
+
+    #[test]
+    fn mouse_wheel_and_click() {
+        assert_eq!(
+            decode(b"\x1b[<64;10;5M\x1b[<65;1;1M\x1b[<0;3;4M\x1b[<0;3;4m"),
+            vec![
+                Event::Mouse(Mouse::ScrollUp { column: 9, row: 4 }),
+                Event::Mouse(Mouse::ScrollDown { column: 0, row: 0 }),
+                Event::Mouse(Mouse::Click { column: 2, row: 3 }),
+                Event::Ignored, // release
+            ]
+        );
+    }
+
+    #[test]
+    fn paste_focus_and_unknown_sequences_never_become_keys() {
+        let events = decode(b"\x1b[200~q\x1b[A\x1b[201~\x1b[I\x1b[O\x1b[?62;22c\x1b]11;rgb:0/0/0\x1b\\");
+        assert!(events.iter().all(|e| *e == Event::Ignored), "{events:?}");
+    }
+
+    #[test]
+    fn in_band_resize_reports_are_resizes() {
+        assert_eq!(
+            decode(b"\x1b[48;30;100;600;1000tq"),
+            vec![Event::Resize { cols: 100, rows: 30 }, Event::Key(Key::Char('q'))]
+        );
+        assert_eq!(decode(b"\x1b[48;24;80t"), vec![Event::Resize { cols: 80, rows: 24 }]);
+    }
+
+    #[test]
+    fn endless_paste_is_bounded_and_decoding_recovers() {
+        let mut decoder = Decoder::default();
+        let mut out = Vec::new();
+        decoder.feed(b"\x1b[200~", &mut out);
+        let junk = vec![b'x'; 16 * 1024];
+        for _ in 0..8 {
+            decoder.feed(&junk, &mut out);
+        }
+        decoder.flush(&mut out);
+        out.clear();
+        decoder.feed(b"q", &mut out);
+        assert_eq!(out, vec![Event::Key(Key::Char('q'))]);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A small deterministic generator: every byte value, in many splits and orders.
+        let mut state: u32 = 0x1234_5678;
+        let mut decoder = Decoder::default();
+        let mut out = Vec::new();
+        for _ in 0..2000 {
+            let len = (state % 40) as usize;
+            let chunk: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    // Bias toward escape-sequence bytes so the parser's deep paths run.
+                    match state % 5 {
+                        0 => 0x1b,
+                        1 => b'[',
+                        2 => (state >> 8) as u8 % 64 + b'0',
+                        _ => (state >> 16) as u8,
+                    }
+                })
+                .collect();
+            decoder.feed(&chunk, &mut out);
+            if state.is_multiple_of(7) {
+                decoder.flush(&mut out);
+            }
+            out.clear();
+        }
+    }
+}

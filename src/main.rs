@@ -1,0 +1,239 @@
+//! The `sshbio` binary: parses flags, sets up logging, loads files, binds, and hands over to
+//! `server::run`. Everything else lives in the library so tests drive the same code.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sshbio::server::{Limits, ServerConfig};
+use sshbio::ssh::{Settings, hostkey};
+use sshbio::{content, server};
+
+/// A person's bio behind `ssh bio.example.com`.
+#[derive(Parser)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the bio over SSH (the default).
+    Serve(ServeArgs),
+    /// Validate a content file; prints file:line:column errors. Exit status 0 or 1.
+    Check {
+        /// The content file.
+        #[arg(default_value = "content.toml")]
+        path: PathBuf,
+    },
+    /// Print the bio as plain text, as `ssh -T` shows it.
+    Render {
+        #[arg(long, env = "SSHBIO_CONTENT", default_value = "content.toml")]
+        content: PathBuf,
+        /// Wrap at this many columns.
+        #[arg(long, default_value_t = 80)]
+        width: usize,
+    },
+    /// Print the host key's SHA256 fingerprint and the SSHFP DNS records to publish.
+    Fingerprint {
+        #[arg(long, env = "SSHBIO_KEYS", default_value = "keys")]
+        keys: PathBuf,
+        /// The host name the records are for.
+        #[arg(long, default_value = "bio.example.com")]
+        host: String,
+    },
+    /// Create the host key if it does not exist yet.
+    Keygen {
+        #[arg(long, env = "SSHBIO_KEYS", default_value = "keys")]
+        keys: PathBuf,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "SSHBIO_LISTEN", default_value = "127.0.0.1:2222")]
+    listen: SocketAddr,
+    /// The content file (TOML).
+    #[arg(long, env = "SSHBIO_CONTENT", default_value = "content.toml")]
+    content: PathBuf,
+    /// Directory holding the host key (created on first start).
+    #[arg(long, env = "SSHBIO_KEYS", default_value = "keys")]
+    keys: PathBuf,
+    /// Log format.
+    #[arg(long, env = "SSHBIO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Most open connections in total.
+    #[arg(long, env = "SSHBIO_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Most open connections from one address (a conference NAT shares one).
+    #[arg(long, env = "SSHBIO_MAX_PER_IP", default_value_t = Limits::default().max_per_ip)]
+    max_per_ip: usize,
+    /// New connections one address may open in a burst.
+    #[arg(long, env = "SSHBIO_BURST_PER_IP", default_value_t = Limits::default().burst_per_ip)]
+    burst_per_ip: u32,
+    /// New connections per second one address may open after the burst.
+    #[arg(long, env = "SSHBIO_RATE_PER_IP", default_value_t = Limits::default().rate_per_ip)]
+    rate_per_ip: f64,
+    /// Seconds to finish version exchange, key exchange and authentication.
+    #[arg(long, env = "SSHBIO_HANDSHAKE_TIMEOUT", default_value_t = Settings::default().handshake_timeout.as_secs())]
+    handshake_timeout: u64,
+    /// Seconds without input before a session says goodbye.
+    #[arg(long, env = "SSHBIO_IDLE_TIMEOUT", default_value_t = Settings::default().idle_timeout.as_secs())]
+    idle_timeout: u64,
+    /// Longest a session may last, in seconds.
+    #[arg(long, env = "SSHBIO_MAX_SESSION", default_value_t = Settings::default().max_session.as_secs())]
+    max_session: u64,
+    /// Seconds a client may leave a frame unread before it is disconnected.
+    #[arg(long, env = "SSHBIO_WRITE_TIMEOUT", default_value_t = Settings::default().write_timeout.as_secs())]
+    write_timeout: u64,
+    /// Seconds between keepalive probes (3 unanswered end the connection).
+    #[arg(long, env = "SSHBIO_KEEPALIVE", default_value_t = Settings::default().keepalive_interval.as_secs())]
+    keepalive: u64,
+    /// Seconds open sessions get to say goodbye on shutdown.
+    #[arg(long, env = "SSHBIO_DRAIN_TIMEOUT", default_value_t = Settings::default().drain_timeout.as_secs())]
+    drain_timeout: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Check { path }) => check(&path),
+        Some(Command::Render { content, width }) => render(&content, width),
+        Some(Command::Fingerprint { keys, host }) => fingerprint(&keys, &host),
+        Some(Command::Keygen { keys }) => keygen(&keys),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sshbio: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SSHBIO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,russh=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_format);
+    // Content first: a broken file stops start-up before anything listens.
+    let bio = content::load(&args.content)?;
+    let key = hostkey::load_or_create(&args.keys)?;
+    if key.created {
+        tracing::info!(path = %key.path.display(), "generated a new host key");
+    }
+    let settings = Settings {
+        handshake_timeout: Duration::from_secs(args.handshake_timeout.max(1)),
+        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        max_session: Duration::from_secs(args.max_session.max(1)),
+        write_timeout: Duration::from_secs(args.write_timeout.max(1)),
+        keepalive_interval: Duration::from_secs(args.keepalive.max(1)),
+        drain_timeout: Duration::from_secs(args.drain_timeout),
+        ..Settings::default()
+    };
+    let limits = Limits {
+        max_connections: args.max_connections.max(1),
+        max_per_ip: args.max_per_ip.max(1),
+        burst_per_ip: args.burst_per_ip.max(1),
+        rate_per_ip: args.rate_per_ip.max(0.0),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let (content_tx, content_rx) = tokio::sync::watch::channel(Arc::new(bio));
+        tracing::info!(
+            listen = %listener.local_addr()?,
+            fingerprint = %key.fingerprint(),
+            content = %args.content.display(),
+            "serving; connect with: ssh -p {} {}",
+            args.listen.port(),
+            args.listen.ip()
+        );
+        let config = ServerConfig { host_key: key.key, content: content_rx, settings, limits };
+        sshbio::reload::spawn(args.content.clone(), content_tx);
+        server::run(listener, config, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+}
+
+fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match content::load(path) {
+        Ok(bio) => {
+            println!("{}: ok ({} sections, {} links)", path.display(), bio.sections.len(), bio.links.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn render(path: &std::path::Path, width: usize) -> anyhow::Result<ExitCode> {
+    let bio = content::load(path)?;
+    print!("{}", bio.plain_text(width.clamp(20, 500)));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fingerprint(keys: &std::path::Path, host: &str) -> anyhow::Result<ExitCode> {
+    let path = keys.join(hostkey::KEY_FILE);
+    if !path.exists() {
+        anyhow::bail!(
+            "{}: no host key yet; create it with `sshbio keygen` or by starting the server",
+            path.display()
+        );
+    }
+    let key = hostkey::load_or_create(keys)?;
+    println!("{}", key.fingerprint());
+    for record in key.sshfp_records(host) {
+        println!("{record}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keygen(keys: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let key = hostkey::load_or_create(keys)?;
+    let verb = if key.created { "created" } else { "exists" };
+    println!("{} {verb}: {}", key.path.display(), key.fingerprint());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,190 @@
+//! The accept loop: connection limits (global, per address, per-address rate), one task per
+//! connection, and graceful shutdown (stop accepting, tell sessions, wait a bounded time).
+//! Knows nothing of SSH beyond calling `ssh::serve` and `ssh::refuse`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use russh::keys::PrivateKey;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::content::Content;
+use crate::ssh::{self, Refusal, Settings, Shared};
+
+/// Connection limits, all checked before any SSH work is done.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open connections in total.
+    pub max_connections: usize,
+    /// Open connections from one address. A conference room shares one NAT address, so this
+    /// is high by default.
+    pub max_per_ip: usize,
+    /// New connections one address may open in a burst ...
+    pub burst_per_ip: u32,
+    /// ... and per second after that.
+    pub rate_per_ip: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_connections: 4096, max_per_ip: 512, burst_per_ip: 600, rate_per_ip: 20.0 }
+    }
+}
+
+/// What the server needs to run.
+pub struct ServerConfig {
+    pub host_key: PrivateKey,
+    /// The bio; publish a new value to reload every open session.
+    pub content: watch::Receiver<Arc<Content>>,
+    pub settings: Settings,
+    pub limits: Limits,
+}
+
+/// Per-address bookkeeping for the limits.
+struct AddressState {
+    /// Connections open now.
+    open: usize,
+    /// Token bucket for new connections.
+    tokens: f64,
+    /// When `tokens` was last refilled.
+    refilled: Instant,
+}
+
+/// Tracks open connections and connection rates per client address.
+struct Registry {
+    limits: Limits,
+    addresses: Mutex<HashMap<IpAddr, AddressState>>,
+}
+
+impl Registry {
+    /// Admits a new connection from `ip`, or says why not.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<AddressGuard, Refusal> {
+        let mut addresses = self.addresses.lock().map_err(|_| Refusal::ServerFull)?;
+        let now = Instant::now();
+        if addresses.len() > 50_000 {
+            // Forget addresses with nothing open whose bucket has refilled anyway.
+            let full_after = Duration::from_secs_f64(
+                f64::from(self.limits.burst_per_ip) / self.limits.rate_per_ip.max(0.001),
+            );
+            addresses.retain(|_, s| s.open > 0 || now.duration_since(s.refilled) < full_after);
+        }
+        let burst = f64::from(self.limits.burst_per_ip);
+        let state = addresses.entry(ip).or_insert(AddressState { open: 0, tokens: burst, refilled: now });
+        let elapsed = now.duration_since(state.refilled).as_secs_f64();
+        state.tokens = (state.tokens + elapsed * self.limits.rate_per_ip).min(burst);
+        state.refilled = now;
+        if state.open >= self.limits.max_per_ip {
+            return Err(Refusal::TooManyFromAddress);
+        }
+        if state.tokens < 1.0 {
+            return Err(Refusal::RateLimited);
+        }
+        state.tokens -= 1.0;
+        state.open += 1;
+        Ok(AddressGuard { registry: self.clone(), ip })
+    }
+}
+
+/// Counts one open connection against its address until dropped.
+struct AddressGuard {
+    registry: Arc<Registry>,
+    ip: IpAddr,
+}
+
+impl Drop for AddressGuard {
+    fn drop(&mut self) {
+        if let Ok(mut addresses) = self.registry.addresses.lock()
+            && let Some(state) = addresses.get_mut(&self.ip)
+        {
+            state.open = state.open.saturating_sub(1);
+        }
+    }
+}
+
+/// At most this many refusals are being written at once; past it, sockets are just closed.
+const MAX_REFUSALS_IN_FLIGHT: usize = 256;
+
+/// Serves SSH on `listener` until `shutdown` completes, then drains open sessions.
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let drain = config.settings.drain_timeout;
+    let shared = Arc::new(Shared::new(config.host_key, config.content, stop_rx, config.settings));
+    let registry =
+        Arc::new(Registry { limits: config.limits.clone(), addresses: Mutex::new(HashMap::new()) });
+    let slots = Arc::new(Semaphore::new(config.limits.max_connections));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
+    let mut tasks = JoinSet::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        let (socket, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning, and
+                    // never let it end the server (russh's own loop would return here).
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Reap finished connection tasks so the set only holds live ones.
+        while tasks.try_join_next().is_some() {}
+        let _ = socket.set_nodelay(true);
+        let admitted = match slots.clone().try_acquire_owned() {
+            Ok(permit) => registry.admit(peer.ip()).map(|guard| (permit, guard)),
+            Err(_) => Err(Refusal::ServerFull),
+        };
+        match admitted {
+            Ok((permit, guard)) => {
+                let shared = shared.clone();
+                tasks.spawn(async move {
+                    serve_one(socket, peer, shared).await;
+                    drop(guard);
+                    drop(permit);
+                });
+            }
+            Err(refusal) => {
+                tracing::info!(%peer, reason = refusal.as_str(), "connection refused");
+                if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                    tokio::spawn(async move {
+                        ssh::refuse(socket, refusal).await;
+                        drop(permit);
+                    });
+                }
+            }
+        }
+    }
+
+    tracing::info!(open = tasks.len(), "shutting down: telling open sessions");
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let deadline = drain + Duration::from_secs(1);
+    if tokio::time::timeout(deadline, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!(left = tasks.len(), "drain time over; closing the rest");
+        tasks.abort_all();
+    }
+    Ok(())
+}
+
+async fn serve_one(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    // A panic anywhere in this connection's code ends this connection only: tokio catches it
+    // at the task boundary, and the join error is logged here.
+    let task = tokio::spawn(ssh::serve(socket, peer, shared));
+    if let Err(e) = task.await
+        && e.is_panic()
+    {
+        tracing::error!(%peer, "connection task panicked; only this connection ended");
+    }
+}

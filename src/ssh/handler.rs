@@ -1,0 +1,333 @@
+//! The russh `Handler` for one connection: authentication (anonymous), channel and request
+//! bookkeeping, and handing input to the session task. Every request that wants a reply gets
+//! one. Callbacks never wait on anything that a slow client controls.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use russh::server::{Auth, Msg, Session};
+use russh::{Channel, ChannelId, ChannelOpenFailure, Pty};
+use tokio::io::AsyncWrite;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::session::{self, SessionSetup, Writer};
+use super::stream::Meter;
+use super::{Record, Shared, clamp_size};
+use crate::sanitize;
+
+/// Input chunks queued for the session task before further input is dropped: with packets of
+/// at most 32 KiB this bounds buffered input, and a flood loses keystrokes, not memory.
+const INPUT_QUEUE: usize = 16;
+/// Env requests kept per connection, and the longest name and value kept.
+const MAX_ENV: usize = 16;
+const MAX_ENV_NAME: usize = 64;
+const MAX_ENV_VALUE: usize = 256;
+
+/// One open session channel's state, until a shell or exec request starts the session task.
+struct ChannelState {
+    id: ChannelId,
+    /// Writes stdout to the client with window-aware backpressure.
+    stdout: Option<Writer>,
+    /// Writes stderr (extended data 1), for command errors.
+    stderr: Option<Writer>,
+    /// TERM and size from pty-req; `None` without a pty.
+    pty: Option<(String, u16, u16)>,
+    /// Env requests, bounded (COLORTERM, NO_COLOR matter; LANG etc. are kept for nothing else).
+    env: Vec<(String, String)>,
+    /// Input to the running TUI; `None` before a shell starts or for commands.
+    input: Option<mpsc::Sender<Vec<u8>>>,
+    /// Size changes for the running TUI.
+    size: Option<watch::Sender<(u16, u16)>>,
+    /// A shell or exec request already started a task: later ones are refused.
+    started: bool,
+}
+
+/// russh calls into this for everything one client does.
+pub struct Connection {
+    /// Content, settings and the shutdown signal.
+    shared: Arc<Shared>,
+    /// For logs.
+    peer: SocketAddr,
+    /// To cut the connection from the session task when the client stalls.
+    meter: Arc<Meter>,
+    /// What the end-of-session log line reports.
+    record: Arc<Mutex<Record>>,
+    /// Tells `serve` that authentication finished, ending the handshake deadline.
+    authed: Option<oneshot::Sender<()>>,
+    /// The client's user name, cleaned: used as the route to a section.
+    user: String,
+    /// The one session channel this connection may have.
+    channel: Option<ChannelState>,
+}
+
+impl Connection {
+    pub fn new(
+        shared: Arc<Shared>,
+        peer: SocketAddr,
+        meter: Arc<Meter>,
+        record: Arc<Mutex<Record>>,
+        authed: oneshot::Sender<()>,
+    ) -> Self {
+        Self { shared, peer, meter, record, authed: Some(authed), user: String::new(), channel: None }
+    }
+
+    fn channel_mut(&mut self, id: ChannelId) -> Option<&mut ChannelState> {
+        self.channel.as_mut().filter(|c| c.id == id)
+    }
+
+    fn update_record(&self, f: impl FnOnce(&mut Record)) {
+        if let Ok(mut record) = self.record.lock() {
+            f(&mut record);
+        }
+    }
+
+    /// Starts the task that serves a shell (`command` = None) or exec request.
+    fn start(&mut self, id: ChannelId, command: Option<String>, session: &mut Session) -> bool {
+        let handle = session.handle();
+        let shared = self.shared.clone();
+        let meter = self.meter.clone();
+        let record = self.record.clone();
+        let user = self.user.clone();
+        let Some(state) = self.channel_mut(id) else { return false };
+        if state.started {
+            return false;
+        }
+        let (Some(stdout), Some(stderr)) = (state.stdout.take(), state.stderr.take()) else {
+            return false;
+        };
+        state.started = true;
+        let mut setup = SessionSetup {
+            handle,
+            channel: id,
+            stdout,
+            stderr,
+            shared,
+            meter,
+            record,
+            user,
+            pty: state.pty.clone(),
+            env: std::mem::take(&mut state.env),
+            input: None,
+            size: None,
+        };
+        match (command, &state.pty) {
+            (Some(command), _) => {
+                tokio::spawn(session::run_command(setup, command));
+            }
+            (None, None) => {
+                tokio::spawn(session::run_plain(setup));
+            }
+            (None, Some((_, cols, rows))) => {
+                let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
+                let (size_tx, size_rx) = watch::channel((*cols, *rows));
+                state.input = Some(input_tx);
+                state.size = Some(size_tx);
+                setup.input = Some(input_rx);
+                setup.size = Some(size_rx);
+                tokio::spawn(session::run_tui(setup));
+            }
+        }
+        true
+    }
+}
+
+type HandlerResult<T = ()> = Result<T, anyhow::Error>;
+
+impl russh::server::Handler for Connection {
+    type Error = anyhow::Error;
+
+    async fn auth_none(&mut self, user: &str) -> HandlerResult<Auth> {
+        self.user = sanitize::clean_short(user, 64);
+        let user = self.user.clone();
+        self.update_record(|r| r.user = user);
+        Ok(Auth::Accept)
+    }
+
+    async fn auth_succeeded(&mut self, _session: &mut Session) -> HandlerResult {
+        if let Some(authed) = self.authed.take() {
+            let _ = authed.send(());
+        }
+        Ok(())
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> HandlerResult {
+        if self.channel.is_some() {
+            // One session per connection: a bio needs no more.
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        }
+        let stdout: Writer = Box::pin(channel.make_writer()) as Pin<Box<dyn AsyncWrite + Send>>;
+        let stderr: Writer = Box::pin(channel.make_writer_ext(Some(1)));
+        // Input arrives through `data` below; the Channel itself is dropped so its queue can
+        // never fill up and stall the connection (tech notes §1.5).
+        let id = channel.id();
+        drop(channel);
+        self.channel = Some(ChannelState {
+            id,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+            pty: None,
+            env: Vec::new(),
+            input: None,
+            size: None,
+            started: false,
+        });
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        term: &str,
+        col_width: u32,
+        row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(Pty, u32)],
+        session: &mut Session,
+    ) -> HandlerResult {
+        let term = sanitize::clean_short(term, 64);
+        let (cols, rows) = clamp_size(col_width, row_height);
+        match self.channel_mut(channel) {
+            Some(state) if !state.started => {
+                state.pty = Some((term.clone(), cols, rows));
+                self.update_record(|r| {
+                    r.term = term;
+                    r.cols = cols;
+                    r.rows = rows;
+                });
+                session.channel_success(channel)?;
+            }
+            _ => session.channel_failure(channel)?,
+        }
+        Ok(())
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        value: &str,
+        session: &mut Session,
+    ) -> HandlerResult {
+        let accepted = match self.channel_mut(channel) {
+            Some(state) if state.env.len() < MAX_ENV && name.len() <= MAX_ENV_NAME => {
+                let value = sanitize::clean_short(value, MAX_ENV_VALUE);
+                state.env.push((sanitize::clean_short(name, MAX_ENV_NAME), value));
+                true
+            }
+            _ => false,
+        };
+        if accepted {
+            session.channel_success(channel)?;
+        } else {
+            session.channel_failure(channel)?;
+        }
+        Ok(())
+    }
+
+    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> HandlerResult {
+        if self.start(channel, None, session) {
+            session.channel_success(channel)?;
+        } else {
+            session.channel_failure(channel)?;
+        }
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> HandlerResult {
+        let command =
+            String::from_utf8_lossy(data.get(..data.len().min(1024)).unwrap_or_default()).into_owned();
+        if self.start(channel, Some(command), session) {
+            session.channel_success(channel)?;
+        } else {
+            session.channel_failure(channel)?;
+        }
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> HandlerResult {
+        tracing::debug!(peer = %self.peer, subsystem = %sanitize::clean_short(name, 32), "subsystem refused");
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut Session,
+    ) -> HandlerResult {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        col_width: u32,
+        row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _session: &mut Session,
+    ) -> HandlerResult {
+        let size = clamp_size(col_width, row_height);
+        if let Some(state) = self.channel_mut(channel) {
+            if let Some(tx) = &state.size {
+                // A watch keeps only the newest size: a resize storm costs one redraw.
+                let _ = tx.send(size);
+            } else if let Some(pty) = state.pty.as_mut() {
+                (pty.1, pty.2) = size;
+            }
+        }
+        self.update_record(|r| (r.cols, r.rows) = size);
+        Ok(())
+    }
+
+    async fn data(&mut self, channel: ChannelId, data: &[u8], _session: &mut Session) -> HandlerResult {
+        if let Some(tx) = self.channel_mut(channel).and_then(|s| s.input.as_ref()) {
+            // Never wait here: a full queue means the visitor types faster than we draw, and
+            // the surplus is dropped rather than stalling the connection's loop.
+            let _ = tx.try_send(data.to_vec());
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(&mut self, channel: ChannelId, _session: &mut Session) -> HandlerResult {
+        // No more input will come: the TUI ends as if the visitor quit. Commands and plain
+        // text finish on their own.
+        if let Some(state) = self.channel_mut(channel) {
+            state.input = None;
+        }
+        Ok(())
+    }
+
+    async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> HandlerResult {
+        if let Some(state) = self.channel_mut(channel) {
+            state.input = None;
+            state.size = None;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,254 @@
+//! The task that serves one session channel once a shell or exec request arrives: the TUI
+//! (with a pty), the plain-text bio (without), or a command's output. Owns the frame loop,
+//! coalescing, the Esc/idle/session timers, write timeouts and the goodbye. The only
+//! russh things it uses are the channel writers and the `Handle` to send exit status and close.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ratatui::backend::Backend;
+use ratatui::layout::{Rect, Size};
+use ratatui::{Terminal, TerminalOptions, Viewport as RatatuiViewport};
+use russh::ChannelId;
+use russh::server::Handle;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::stream::Meter;
+use super::{End, Record, Shared, clamp_size};
+use crate::app::{App, Effect, Viewport};
+use crate::commands;
+use crate::input::{Decoder, Event};
+use crate::terminal::{AnsiBackend, ColorDepth, ENTER, MOUSE_OFF, MOUSE_ON, RESTORE};
+use crate::ui;
+
+/// A channel writer: window-aware, so a client that stops reading makes writes wait.
+pub type Writer = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// Everything a session task needs, handed over by the handler.
+pub struct SessionSetup {
+    pub handle: Handle,
+    pub channel: ChannelId,
+    pub stdout: Writer,
+    pub stderr: Writer,
+    pub shared: Arc<Shared>,
+    pub meter: Arc<Meter>,
+    pub record: Arc<Mutex<Record>>,
+    /// The SSH user name: the route to a section.
+    pub user: String,
+    /// TERM and size, when the client asked for a pty.
+    pub pty: Option<(String, u16, u16)>,
+    pub env: Vec<(String, String)>,
+    /// Input bytes (TUI only).
+    pub input: Option<mpsc::Receiver<Vec<u8>>>,
+    /// Window changes (TUI only).
+    pub size: Option<watch::Receiver<(u16, u16)>>,
+}
+
+impl SessionSetup {
+    fn set_record(&self, f: impl FnOnce(&mut Record)) {
+        if let Ok(mut record) = self.record.lock() {
+            f(&mut record);
+        }
+    }
+
+    /// Writes `bytes` unless the client stops reading for the write timeout.
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), End> {
+        let limit = self.shared.settings.write_timeout;
+        match timeout(limit, self.stdout.write_all(bytes)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::ClientGone),
+            Err(_) => Err(End::Stalled),
+        }
+    }
+
+    /// Sends exit status, EOF and close, each bounded so a dead client can't hold us.
+    async fn finish(self, status: u32, end: End) {
+        self.set_record(|r| r.end = Some(end));
+        if end == End::Stalled || end == End::ClientGone {
+            // Nothing more can reach this client: cut the connection (russh would keep it).
+            self.meter.kill();
+            return;
+        }
+        let bound = Duration::from_secs(2);
+        let mut stdout = self.stdout;
+        let _ = timeout(bound, stdout.flush()).await;
+        let _ = timeout(bound, self.handle.exit_status_request(self.channel, status)).await;
+        let _ = timeout(bound, self.handle.eof(self.channel)).await;
+        let _ = timeout(bound, self.handle.close(self.channel)).await;
+    }
+}
+
+/// `ssh -T host`: the whole bio as plain text, then exit 0.
+pub async fn run_plain(mut setup: SessionSetup) {
+    setup.set_record(|r| r.kind = "plain");
+    let text = setup.shared.content.borrow().plain_text(commands::PLAIN_WIDTH);
+    let end = match setup.write(text.as_bytes()).await {
+        Ok(()) => End::Quit,
+        Err(end) => end,
+    };
+    setup.finish(0, end).await;
+}
+
+/// `ssh host COMMAND`: the command's output and exit status.
+pub async fn run_command(mut setup: SessionSetup, command: String) {
+    setup.set_record(|r| r.kind = "exec");
+    let content = setup.shared.content.borrow().clone();
+    let mut output = commands::run(&command, &content);
+    if setup.pty.is_some() {
+        // With `-t` the client's terminal is raw: line feeds need carriage returns.
+        output.stdout = output.stdout.replace('\n', "\r\n");
+        output.stderr = output.stderr.replace('\n', "\r\n");
+    }
+    let mut result = setup.write(output.stdout.as_bytes()).await;
+    if result.is_ok() && !output.stderr.is_empty() {
+        let limit = setup.shared.settings.write_timeout;
+        result = match timeout(limit, setup.stderr.write_all(output.stderr.as_bytes())).await {
+            Ok(Ok(())) => match timeout(limit, setup.stderr.flush()).await {
+                Ok(_) => Ok(()),
+                Err(_) => Err(End::Stalled),
+            },
+            Ok(Err(_)) => Err(End::ClientGone),
+            Err(_) => Err(End::Stalled),
+        };
+    }
+    let end = result.err().unwrap_or(End::Quit);
+    setup.finish(output.status, end).await;
+}
+
+/// The interactive UI for a client with a pty.
+pub async fn run_tui(mut setup: SessionSetup) {
+    setup.set_record(|r| r.kind = "tui");
+    let end = match tui_loop(&mut setup).await {
+        Ok(end) | Err(end) => end,
+    };
+    if end != End::Stalled && end != End::ClientGone {
+        let mut goodbye = RESTORE.to_vec();
+        let note = match end {
+            End::Idle => "Closed after a while without input. Thanks for reading!\r\n",
+            End::Limit => "This session reached its time limit. Reconnect any time.\r\n",
+            End::Shutdown => "The server is restarting. Please reconnect in a moment.\r\n",
+            _ => "",
+        };
+        goodbye.extend_from_slice(note.as_bytes());
+        if let Err(e) = setup.write(&goodbye).await {
+            return setup.finish(0, e).await;
+        }
+    }
+    setup.finish(0, end).await;
+}
+
+/// Runs the frame loop until the visitor quits or something ends the session. `Err` means
+/// the client can no longer be written to.
+async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
+    let settings = setup.shared.settings.clone();
+    let (term, cols, rows) = setup.pty.clone().unwrap_or_else(|| (String::new(), 80, 24));
+    let env = setup.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let depth = ColorDepth::detect(Some(&term), env);
+    let options = ui::Options { hyperlinks: !term.eq_ignore_ascii_case("dumb") && !term.is_empty() };
+    let mut content_rx = setup.shared.content.clone();
+    let mut shutdown = setup.shared.shutdown.clone();
+    let (Some(mut input), Some(mut sizes)) = (setup.input.take(), setup.size.take()) else {
+        return Ok(End::Error);
+    };
+
+    let content = content_rx.borrow_and_update().clone();
+    let mut app = App::new(content, Some(&setup.user));
+    let mut terminal = new_terminal(cols, rows, depth).map_err(|_| End::Error)?;
+    let mut decoder = Decoder::default();
+    let mut events = Vec::new();
+    let started = Instant::now();
+    let max_deadline = started + settings.max_session;
+    let mut idle_deadline = started + settings.idle_timeout;
+    let mut esc_deadline: Option<Instant> = None;
+
+    terminal.backend_mut().write_raw(ENTER);
+    if app.mouse_enabled() {
+        terminal.backend_mut().write_raw(MOUSE_ON);
+    }
+    let first = render(&mut terminal, &mut app, options);
+    setup.write(&first).await?;
+
+    loop {
+        let mut dirty = false;
+        tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(End::Shutdown),
+            chunk = input.recv() => {
+                let Some(chunk) = chunk else { return Ok(End::ClientGone) };
+                decoder.feed(&chunk, &mut events);
+                // Coalesce: everything already queued is applied before one frame is drawn.
+                while let Ok(chunk) = input.try_recv() {
+                    decoder.feed(&chunk, &mut events);
+                }
+                esc_deadline = decoder.has_pending().then(|| Instant::now() + settings.esc_timeout);
+                idle_deadline = Instant::now() + settings.idle_timeout;
+            }
+            Ok(()) = sizes.changed() => {
+                let (cols, rows) = *sizes.borrow_and_update();
+                resize(&mut terminal, cols, rows, setup);
+                dirty = true;
+            }
+            Ok(()) = content_rx.changed() => {
+                app.set_content(content_rx.borrow_and_update().clone());
+                dirty = true;
+            }
+            _ = sleep_until(esc_deadline.unwrap_or(max_deadline)), if esc_deadline.is_some() => {
+                esc_deadline = None;
+                decoder.flush(&mut events);
+            }
+            _ = sleep_until(idle_deadline) => return Ok(End::Idle),
+            _ = sleep_until(max_deadline) => return Ok(End::Limit),
+        }
+        for event in events.drain(..) {
+            if let Event::Resize { cols, rows } = event {
+                let (cols, rows) = clamp_size(u32::from(cols), u32::from(rows));
+                resize(&mut terminal, cols, rows, setup);
+            }
+            match app.handle(&event) {
+                Some(Effect::Quit) => return Ok(End::Quit),
+                Some(Effect::SetMouse(on)) => {
+                    terminal.backend_mut().write_raw(if on { MOUSE_ON } else { MOUSE_OFF });
+                    dirty = true;
+                }
+                Some(Effect::Redraw) => dirty = true,
+                None => {}
+            }
+        }
+        if dirty {
+            let frame = render(&mut terminal, &mut app, options);
+            if !frame.is_empty() {
+                setup.write(&frame).await?;
+            }
+        }
+    }
+}
+
+fn new_terminal(cols: u16, rows: u16, depth: ColorDepth) -> std::io::Result<Terminal<AnsiBackend>> {
+    let area = Rect::new(0, 0, cols, rows);
+    Terminal::with_options(
+        AnsiBackend::new(Size::new(cols, rows), depth),
+        TerminalOptions { viewport: RatatuiViewport::Fixed(area) },
+    )
+}
+
+fn resize(terminal: &mut Terminal<AnsiBackend>, cols: u16, rows: u16, setup: &SessionSetup) {
+    if terminal.backend().size().ok() == Some(Size::new(cols, rows)) {
+        return;
+    }
+    terminal.backend_mut().set_size(Size::new(cols, rows));
+    // Fixed viewports never resize themselves; this also clears, so the next frame is whole.
+    let _ = terminal.resize(Rect::new(0, 0, cols, rows));
+    setup.set_record(|r| (r.cols, r.rows) = (cols, rows));
+}
+
+/// Draws one frame and returns its bytes (empty when nothing changed on screen).
+fn render(terminal: &mut Terminal<AnsiBackend>, app: &mut App, options: ui::Options) -> Vec<u8> {
+    let mut viewport = Viewport::default();
+    if terminal.draw(|frame| viewport = ui::draw(frame, app, options)).is_ok() {
+        app.set_viewport(viewport);
+    }
+    terminal.backend_mut().take_output()
+}
