@@ -1,0 +1,332 @@
+//! Test harness: an in-process server on 127.0.0.1:0 and a russh client whose received bytes
+//! go through a vt100 terminal emulator, so tests read the screen the way a visitor would.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::net::SocketAddr;
+use std::num::NonZeroU16;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client;
+use russh::keys::{PublicKey, PublicKeyOrCertificate};
+use russh::{ChannelMsg, Disconnect};
+use sshbio::content::Content;
+use sshbio::server::{self, Limits, ServerConfig};
+use sshbio::ssh::{Settings, hostkey};
+use tokio::sync::{oneshot, watch};
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub const SHIPPED: &str = include_str!("../../content.toml");
+
+/// A fresh, empty temporary directory for this test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sshbio-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn shipped_content() -> Content {
+    sshbio::content::parse_str(SHIPPED, Path::new("content.toml")).unwrap()
+}
+
+/// The shipped bio plus two links, for tests of the links page and OSC 8.
+pub fn content_with_links() -> Content {
+    let mut c = shipped_content();
+    c.links
+        .push(sshbio::content::Link { label: "Example site".into(), url: "https://example.com/liz".into() });
+    c.links.push(sshbio::content::Link { label: "Mail".into(), url: "mailto:someone@example.com".into() });
+    c
+}
+
+/// A running server on a loopback port.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub content: watch::Sender<Arc<Content>>,
+    pub fingerprint: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+pub struct Options {
+    pub content: Content,
+    pub settings: Settings,
+    pub limits: Limits,
+    pub keys: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            content: shipped_content(),
+            settings: Settings::default(),
+            limits: Limits::default(),
+            keys: None,
+        }
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let keys = options.keys.unwrap_or_else(|| temp_dir(&format!("keys-{}", rand_suffix())));
+        let key = hostkey::load_or_create(&keys).unwrap();
+        let fingerprint = key.fingerprint();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (content_tx, content_rx) = watch::channel(Arc::new(options.content));
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let config = ServerConfig {
+            host_key: key.key,
+            content: content_rx,
+            settings: options.settings,
+            limits: options.limits,
+        };
+        let task = tokio::spawn(server::run(listener, config, async move {
+            let _ = stop_rx.await;
+        }));
+        Self { addr, content: content_tx, fingerprint, stop: Some(stop_tx), task: Some(task) }
+    }
+
+    /// Stops the server as SIGTERM would and waits for it to finish draining.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task).await.expect("server drained in time").unwrap().unwrap();
+        }
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Records the host key the server presented.
+pub struct ClientHandler {
+    pub server_key: Arc<Mutex<Option<PublicKey>>>,
+}
+
+impl client::Handler for ClientHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        if let PublicKeyOrCertificate::PublicKey { key, .. } = key {
+            *self.server_key.lock().unwrap() = Some(key.clone());
+        }
+        Ok(true)
+    }
+}
+
+/// An authenticated russh client connection.
+pub struct Conn {
+    pub handle: client::Handle<ClientHandler>,
+    pub server_key: Arc<Mutex<Option<PublicKey>>>,
+}
+
+pub async fn connect(addr: SocketAddr, user: &str) -> Conn {
+    try_connect(addr, user).await.expect("connect")
+}
+
+pub async fn try_connect(addr: SocketAddr, user: &str) -> Result<Conn, russh::Error> {
+    let server_key = Arc::new(Mutex::new(None));
+    let handler = ClientHandler { server_key: server_key.clone() };
+    let config = Arc::new(client::Config::default());
+    let mut handle = tokio::time::timeout(WAIT, client::connect(config, addr, handler))
+        .await
+        .map_err(|_| russh::Error::ConnectionTimeout)??;
+    let auth = handle.authenticate_none(user).await?;
+    assert!(auth.success(), "anonymous auth accepted");
+    Ok(Conn { handle, server_key })
+}
+
+/// What a session channel received, as a visitor's terminal would show it.
+pub struct Screen {
+    pub channel: russh::Channel<client::Msg>,
+    pub vt: vt100::Parser,
+    /// Every byte received on stdout, for assertions about escape codes.
+    pub raw: Vec<u8>,
+    /// Everything received on stderr.
+    pub stderr: Vec<u8>,
+    pub exit_status: Option<u32>,
+    pub closed: bool,
+    pub eof: bool,
+}
+
+impl Screen {
+    fn new(channel: russh::Channel<client::Msg>, cols: u16, rows: u16) -> Self {
+        let vt = vt100::Parser::new(NonZeroU16::new(rows).unwrap(), NonZeroU16::new(cols).unwrap(), 0);
+        Self {
+            channel,
+            vt,
+            raw: Vec::new(),
+            stderr: Vec::new(),
+            exit_status: None,
+            closed: false,
+            eof: false,
+        }
+    }
+
+    pub fn text(&self) -> String {
+        self.vt.screen().contents()
+    }
+
+    pub fn raw_text(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
+    }
+
+    /// Processes one message; false when the channel is gone.
+    fn absorb(&mut self, msg: Option<ChannelMsg>) -> bool {
+        match msg {
+            Some(ChannelMsg::Data { data }) => {
+                self.raw.extend_from_slice(&data);
+                self.vt.process(&data);
+            }
+            Some(ChannelMsg::ExtendedData { data, .. }) => self.stderr.extend_from_slice(&data),
+            Some(ChannelMsg::ExitStatus { exit_status }) => self.exit_status = Some(exit_status),
+            Some(ChannelMsg::Eof) => self.eof = true,
+            Some(ChannelMsg::Close) | None => {
+                self.closed = true;
+                return false;
+            }
+            Some(_) => {}
+        }
+        true
+    }
+
+    /// Reads until `predicate` holds for the screen text; panics with the screen after WAIT.
+    pub async fn wait_for(&mut self, what: &str, predicate: impl Fn(&str) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if predicate(&self.text()) {
+                return;
+            }
+            match tokio::time::timeout_at(deadline, self.channel.wait()).await {
+                Ok(msg) => {
+                    if !self.absorb(msg) && !predicate(&self.text()) {
+                        panic!("channel closed while waiting for {what}; screen:\n{}", self.text());
+                    }
+                }
+                Err(_) => panic!("timed out waiting for {what}; screen:\n{}", self.text()),
+            }
+        }
+    }
+
+    pub async fn wait_for_text(&mut self, needle: &str) {
+        let owned = needle.to_string();
+        self.wait_for(needle, move |s| s.contains(&owned)).await;
+    }
+
+    /// Reads for `quiet` and returns whatever arrived (for "nothing is sent" checks).
+    pub async fn drain_for(&mut self, quiet: Duration) -> usize {
+        let before = self.raw.len();
+        let deadline = tokio::time::Instant::now() + quiet;
+        while let Ok(msg) = tokio::time::timeout_at(deadline, self.channel.wait()).await {
+            if !self.absorb(msg) {
+                break;
+            }
+        }
+        self.raw.len() - before
+    }
+
+    /// Reads until the channel closes; returns the exit status.
+    pub async fn wait_close(&mut self) -> Option<u32> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self.closed {
+            match tokio::time::timeout_at(deadline, self.channel.wait()).await {
+                Ok(msg) => {
+                    self.absorb(msg);
+                }
+                Err(_) => panic!("channel did not close; screen:\n{}", self.text()),
+            }
+        }
+        self.exit_status
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.channel.data(bytes).await.unwrap();
+    }
+
+    /// Sends a key and waits until the screen shows `expect`.
+    pub async fn press(&mut self, bytes: &[u8], expect: &str) {
+        self.send(bytes).await;
+        self.wait_for_text(expect).await;
+    }
+
+    pub async fn resize(&mut self, cols: u16, rows: u16) {
+        self.channel.window_change(u32::from(cols), u32::from(rows), 0, 0).await.unwrap();
+        self.vt.screen_mut().set_size(NonZeroU16::new(rows).unwrap(), NonZeroU16::new(cols).unwrap());
+    }
+}
+
+/// Opens the TUI: pty (TERM, size), env requests, shell. Waits for the first frame.
+pub async fn open_tui(conn: &Conn, term: &str, cols: u16, rows: u16, env: &[(&str, &str)]) -> Screen {
+    let channel = conn.handle.channel_open_session().await.unwrap();
+    channel.request_pty(true, term, u32::from(cols), u32::from(rows), 0, 0, &[]).await.unwrap();
+    for (k, v) in env {
+        channel.set_env(true, *k, *v).await.unwrap();
+    }
+    channel.request_shell(true).await.unwrap();
+    let (cols, rows) = (if cols == 0 { 80 } else { cols }, if rows == 0 { 24 } else { rows });
+    let mut screen = Screen::new(channel, cols.min(500), rows.min(200));
+    screen.wait_for("the first frame", |s| s.contains("Liz Rice")).await;
+    screen
+}
+
+/// Runs `ssh host COMMAND` without a pty and returns everything it produced.
+pub async fn exec(conn: &Conn, command: &str) -> Screen {
+    let channel = conn.handle.channel_open_session().await.unwrap();
+    channel.exec(true, command).await.unwrap();
+    let mut screen = Screen::new(channel, 200, 100);
+    screen.wait_close().await;
+    screen
+}
+
+/// A shell without a pty (`ssh -T`).
+pub async fn plain_shell(conn: &Conn) -> Screen {
+    let channel = conn.handle.channel_open_session().await.unwrap();
+    channel.request_shell(true).await.unwrap();
+    let mut screen = Screen::new(channel, 200, 100);
+    screen.wait_close().await;
+    screen
+}
+
+pub async fn disconnect(conn: Conn) {
+    let _ = conn.handle.disconnect(Disconnect::ByApplication, "bye", "en").await;
+}
+
+/// The real OpenSSH client's common options for tests: no known_hosts, no prompts.
+pub fn ssh_args(addr: SocketAddr, user: &str) -> Vec<String> {
+    vec![
+        "-p".into(),
+        addr.port().to_string(),
+        "-o".into(),
+        "StrictHostKeyChecking=no".into(),
+        "-o".into(),
+        "UserKnownHostsFile=/dev/null".into(),
+        "-o".into(),
+        "LogLevel=ERROR".into(),
+        "-o".into(),
+        "BatchMode=yes".into(),
+        "-F".into(),
+        "/dev/null".into(),
+        format!("{user}@127.0.0.1"),
+    ]
+}
+
+pub fn have(program: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}

@@ -1,0 +1,380 @@
+//! The interactive bio through a real SSH client (russh) and a terminal emulator (vt100):
+//! what a visitor with a terminal sees, and what their keys, mouse and window do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+
+const TITLES: [&str; 7] = [
+    "Education & internships",
+    "Engineering",
+    "Product / consumer",
+    "Silicon Valley",
+    "Startups",
+    "Cloud Native Security",
+    "eBPF",
+];
+
+#[tokio::test]
+async fn pty_shell_shows_the_name_and_every_section() {
+    let server = TestServer::start().await;
+    let conn = connect(server.addr, "visitor").await;
+    let screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    let text = screen.text();
+    assert!(text.contains("Liz Rice") && text.contains("My back story"), "{text}");
+    for title in TITLES {
+        assert!(text.contains(title), "missing {title}:\n{text}");
+    }
+    assert!(text.contains("I read engineering at Pembroke College"), "{text}");
+    assert!(screen.vt.screen().alternate_screen(), "the UI runs on the alternate screen");
+    assert!(screen.vt.screen().hide_cursor(), "the cursor is hidden");
+}
+
+#[tokio::test]
+async fn section_and_scroll_keys_change_what_is_visible() {
+    let server = TestServer::start().await;
+    let conn = connect(server.addr, "visitor").await;
+    let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+
+    screen.press(b"\x1b[C", "I joined what was then Data Connection").await; // Right
+    screen.press(b"l", "I stepped away from coding").await;
+    screen.press(b"\t", "Not long after I had decided").await;
+    screen.press(b"\x1b[Z", "I stepped away from coding").await; // Shift-Tab
+    screen.press(b"h", "I joined what was then Data Connection").await;
+    screen.press(b"7", "It was at DockerCon 2017").await;
+
+    // A small window so the long section has to scroll.
+    screen.resize(60, 12).await;
+    screen.press(b"6", "I joined the team at Aqua").await;
+    assert!(!screen.text().contains("Miss you, Dan."));
+    screen.press(b"G", "Miss you, Dan.").await;
+    assert!(!screen.text().contains("I joined the team at Aqua"), "{}", screen.text());
+    screen.press(b"g", "I joined the team at Aqua").await;
+    screen.send(b"\x1b[6~").await; // PgDn
+    screen.wait_for("a page down", |s| !s.contains("I joined the team at Aqua")).await;
+    screen.press(b"\x1b[5~", "I joined the team at Aqua").await; // PgUp
+    screen.send(b"jjj").await;
+    screen.wait_for("three lines down", |s| s.contains("4-")).await;
+    screen.press(b"k", "3-").await;
+}
+
+#[tokio::test]
+async fn window_change_re_lays_out_at_the_new_size() {
+    let server = TestServer::start().await;
+    let conn = connect(server.addr, "visitor").await;
+    let mut screen = open_tui(&conn, "xterm-256color", 100, 30, &[]).await;
+    assert!(screen.text().contains("╭ Sections"), "wide: side list\n{}", screen.text());
+    screen.resize(40, 12).await;
+    screen.wait_for("the narrow tab bar", |s| s.contains("‹ 1/7 Education & internships ›")).await;
+    assert!(!screen.text().contains("╭ Sections"));
+    screen.resize(20, 5).await;
+    screen.wait_for_text("enlarge").await;
+    screen.resize(120, 40).await;
+    screen.wait_for_text("╭ Sections").await;
+    let lines: Vec<String> = screen.text().lines().map(str::to_string).collect();
+    assert!(lines.iter().any(|l| l.chars().count() > 100), "uses the new width");
+}
+
+#[tokio::test]
+async fn q_restores_the_terminal_and_exits_zero() {
+    let server = TestServer::start().await;
+    let conn = connect(server.addr, "visitor").await;
+    let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    screen.send(b"q").await;
+    let status = screen.wait_close().await;
+    assert_eq!(status, Some(0));
+    let vt = screen.vt.screen();
+    assert!(!vt.alternate_screen(), "left the alternate screen");
+    assert!(!vt.hide_cursor(), "cursor shown again");
+    assert_eq!(vt.mouse_protocol_mode(), vt100::MouseProtocolMode::None, "mouse reporting off");
+    assert!(!vt.bracketed_paste());
+}
+
+#[tokio::test]
+async fn every_quit_key_quits() {
+    let server = TestServer::start().await;
+    for key in [&b"\x1b"[..], b"\x03", b"\x04"] {
+        let conn = connect(server.addr, "visitor").await;
+        let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+        screen.send(key).await;
+        assert_eq!(screen.wait_close().await, Some(0), "{key:?}");
+    }
+}
+
+#[tokio::test]
+async fn help_overlay_opens_and_closes() {
+    let server = TestServer::start().await;
+    let conn = connect(server.addr, "visitor").await;
+    let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    screen.press(b"?", "Keys").await;
+    assert!(screen.text().contains("mouse on/off"), "help mentions the mouse toggle");
+    screen.send(b" ").await;
+    screen.wait_for("help closed", |s| !s.contains("mouse on/off")).await;
+}
+
+#[tokio::test]
+async fn a_static_screen_sends_nothing_while_idle() {
+    let server = TestServer::start().await;
+    let conn = connect(server.addr, "visitor").await;
+    let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    screen.drain_for(Duration::from_millis(200)).await;
+    assert_eq!(screen.drain_for(Duration::from_millis(1500)).await, 0, "no bytes while idle");
+    // A key that changes nothing (already at the top) sends nothing either.
+    screen.send(b"k").await;
+    assert_eq!(screen.drain_for(Duration::from_millis(500)).await, 0);
+}
+
+#[tokio::test]
+async fn zero_and_huge_sizes_are_clamped() {
+    let server = TestServer::start().await;
+    let conn = connect(server.addr, "visitor").await;
+    // What `ssh -tt` without a terminal sends: 0x0 means 80x24.
+    let screen = open_tui(&conn, "xterm", 0, 0, &[]).await;
+    assert!(screen.text().contains("╭ Sections"));
+    let conn = connect(server.addr, "visitor").await;
+    let mut screen = open_tui(&conn, "xterm", 80, 24, &[]).await;
+    screen.channel.window_change(65535, 65535, 0, 0).await.unwrap();
+    screen
+        .vt
+        .screen_mut()
+        .set_size(std::num::NonZeroU16::new(200).unwrap(), std::num::NonZeroU16::new(500).unwrap());
+    screen.wait_for("a 500x200 frame", |s| s.lines().next().is_some_and(|l| l.contains("Liz Rice"))).await;
+    screen.drain_for(Duration::from_millis(300)).await;
+    screen.press(b"q", "").await;
+    assert_eq!(screen.wait_close().await, Some(0));
+}
+
+#[tokio::test]
+async fn user_name_routes_to_a_section() {
+    let server = TestServer::start().await;
+    let conn = connect(server.addr, "ebpf").await;
+    let screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    assert!(screen.text().contains("It was at DockerCon 2017"), "{}", screen.text());
+    let conn = connect(server.addr, "someone-else").await;
+    let screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    assert!(screen.text().contains("I read engineering at Pembroke"), "{}", screen.text());
+}
+
+#[tokio::test]
+async fn mouse_wheel_scrolls_click_selects_and_m_toggles() {
+    let server = TestServer::start().await;
+    let conn = connect(server.addr, "visitor").await;
+    let mut screen = open_tui(&conn, "xterm-256color", 80, 14, &[]).await;
+    assert_eq!(screen.vt.screen().mouse_protocol_mode(), vt100::MouseProtocolMode::PressRelease);
+    // Click "7 eBPF" in the side list: find its row on screen.
+    let row = screen.text().lines().position(|l| l.contains("7 eBPF")).unwrap();
+    let click = format!("\x1b[<0;5;{}M\x1b[<0;5;{}m", row + 1, row + 1);
+    screen.press(click.as_bytes(), "It was at DockerCon 2017").await;
+    screen.press(b"6", "I joined the team at Aqua").await;
+    screen.send(b"\x1b[<65;40;8M").await; // wheel down over the text
+    screen.wait_for("scrolled by the wheel", |s| s.contains("4-")).await;
+    screen.send(b"m").await;
+    screen.wait_for("mouse off", |s| s.contains("mouse on")).await;
+    assert_eq!(screen.vt.screen().mouse_protocol_mode(), vt100::MouseProtocolMode::None);
+    screen.send(b"m").await;
+    screen.wait_for("mouse on again", |s| s.contains("mouse off")).await;
+    assert_eq!(screen.vt.screen().mouse_protocol_mode(), vt100::MouseProtocolMode::PressRelease);
+}
+
+#[tokio::test]
+async fn paste_focus_and_garbage_never_act_as_keys() {
+    let server = TestServer::start().await;
+    let conn = connect(server.addr, "visitor").await;
+    let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    // A paste containing q (quit) and 7 (a section), focus events, a DA1 reply, junk.
+    screen.send(b"\x1b[200~q7\x1b[201~\x1b[I\x1b[O\x1b[?62;22c\x1b[999;999;999Xjunk\xff\xfe").await;
+    screen.drain_for(Duration::from_millis(300)).await;
+    assert!(!screen.closed, "still open");
+    assert!(screen.text().contains("I read engineering at Pembroke"), "{}", screen.text());
+    // Random bytes, many packets.
+    let mut state = 7u32;
+    for _ in 0..50 {
+        let chunk: Vec<u8> = (0..64)
+            .map(|_| {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let b = (state >> 16) as u8;
+                // Keep the quit keys out so the session survives to be checked.
+                if matches!(b, b'q' | 0x1b | 0x03 | 0x04) { b'x' } else { b }
+            })
+            .collect();
+        screen.send(&chunk).await;
+    }
+    screen.drain_for(Duration::from_millis(300)).await;
+    assert!(!screen.closed);
+    screen.press(b"2", "I joined what was then Data Connection").await;
+}
+
+#[tokio::test]
+async fn in_band_resize_is_honoured() {
+    let server = TestServer::start().await;
+    let conn = connect(server.addr, "visitor").await;
+    let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    assert!(screen.raw_text().contains("\x1b[?2048h"), "asks for in-band resize reports");
+    screen
+        .vt
+        .screen_mut()
+        .set_size(std::num::NonZeroU16::new(12).unwrap(), std::num::NonZeroU16::new(40).unwrap());
+    screen.send(b"\x1b[48;12;40;0;0t").await;
+    screen.wait_for_text("‹ 1/7 Education & internships ›").await;
+}
+
+#[tokio::test]
+async fn content_reload_reaches_open_sessions_on_the_same_section() {
+    let server = TestServer::start().await;
+    let conn = connect(server.addr, "visitor").await;
+    let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    screen.press(b"4", "Not long after").await;
+    let mut edited = shipped_content();
+    edited.sections.insert(
+        0,
+        sshbio::content::Section {
+            title: "Now".into(),
+            slug: "now".into(),
+            paragraphs: vec!["Freshly added on stage.".into()],
+        },
+    );
+    edited.sections[4].paragraphs[0] = "Edited live: Silicon Valley text.".into();
+    server.content.send_replace(Arc::new(edited));
+    screen.wait_for_text("Edited live: Silicon Valley text.").await;
+    assert!(screen.text().contains("1 Now"), "{}", screen.text());
+}
+
+#[tokio::test]
+async fn links_page_has_osc8_hyperlinks_and_visible_urls() {
+    let server =
+        TestServer::start_with(Options { content: content_with_links(), ..Options::default() }).await;
+    let conn = connect(server.addr, "links").await;
+    let screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    let text = screen.text();
+    assert!(text.contains("Example site") && text.contains("https://example.com/liz"), "{text}");
+    assert!(text.contains("8 Links"), "{text}");
+    let raw = screen.raw_text();
+    assert!(raw.contains("\x1b]8;;https://example.com/liz\x1b\\Example site\x1b]8;;\x1b\\"), "{raw:?}");
+    // The layout is unchanged: the right border of the text box is still in its column.
+    let line = text.lines().find(|l| l.contains("Example site")).unwrap();
+    assert!(line.trim_end().ends_with('│'), "{line}");
+
+    // A dumb terminal gets no OSC 8 and no colour at all.
+    let conn = connect(server.addr, "links").await;
+    let screen = open_tui(&conn, "dumb", 80, 24, &[]).await;
+    let raw = screen.raw_text();
+    assert!(!raw.contains("\x1b]8;"), "no OSC 8 for TERM=dumb");
+    assert!(screen.text().contains("https://example.com/liz"));
+}
+
+/// The colour SGR parameters in `raw` (38;... / 48;... / 30-37 ...).
+fn sgr_params(raw: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while let Some(start) = rest.find("\x1b[") {
+        rest = &rest[start + 2..];
+        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == ';')).unwrap_or(rest.len());
+        if rest[end..].starts_with('m') {
+            out.push(rest[..end].to_string());
+        }
+        rest = &rest[end..];
+    }
+    out
+}
+
+fn colour_codes(raw: &str) -> Vec<u32> {
+    let mut codes = Vec::new();
+    for params in sgr_params(raw) {
+        let nums: Vec<u32> = params.split(';').filter_map(|p| p.parse().ok()).collect();
+        let mut i = 0;
+        while i < nums.len() {
+            match nums[i] {
+                38 | 48 => {
+                    codes.push(nums[i] * 100 + nums.get(i + 1).copied().unwrap_or(0));
+                    i += if nums.get(i + 1) == Some(&2) { 5 } else { 3 };
+                    continue;
+                }
+                n @ (30..=37 | 39..=47 | 49 | 90..=97 | 100..=107) => codes.push(n),
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+    codes
+}
+
+#[tokio::test]
+async fn colour_depth_follows_term_and_env() {
+    let server = TestServer::start().await;
+    let session = |term: &'static str, env: &'static [(&'static str, &'static str)]| {
+        let addr = server.addr;
+        async move {
+            let conn = connect(addr, "visitor").await;
+            let mut screen = open_tui(&conn, term, 80, 24, env).await;
+            screen.press(b"?", "Keys").await; // draw more styles
+            screen.raw_text()
+        }
+    };
+    // 16 colours: only 30-37/90-97 (and backgrounds), never 38;5 or 38;2.
+    let raw = session("xterm", &[]).await;
+    let codes = colour_codes(&raw);
+    assert!(!codes.is_empty(), "some colour is used");
+    assert!(codes.iter().all(|c| *c < 3800), "16-colour session sent {codes:?}");
+    assert!(!raw.contains("38;5;") && !raw.contains("38;2;"));
+    // 256 colours: 38;5, never 24-bit.
+    let raw = session("xterm-256color", &[]).await;
+    assert!(raw.contains("38;5;") && !raw.contains("38;2;"), "{:?}", colour_codes(&raw));
+    // Truecolor only when the client says so.
+    let raw = session("xterm-256color", &[("COLORTERM", "truecolor")]).await;
+    assert!(raw.contains("38;2;"));
+    // NO_COLOR or TERM=dumb: no colour codes at all, selection still visible (reverse).
+    for (term, env) in [("xterm-256color", &[("NO_COLOR", "1")][..]), ("dumb", &[][..])] {
+        let raw = session(term, env).await;
+        let codes: Vec<u32> = colour_codes(&raw).into_iter().filter(|c| *c != 39 && *c != 49).collect();
+        assert!(codes.is_empty(), "{term}: {codes:?}");
+        assert!(
+            sgr_params(&raw).iter().any(|p| p.split(';').any(|n| n == "7")),
+            "reverse video for selection"
+        );
+    }
+}
+
+#[tokio::test]
+async fn idle_sessions_get_a_goodbye_and_are_closed() {
+    let settings = sshbio::ssh::Settings { idle_timeout: Duration::from_millis(700), ..Default::default() };
+    let server = TestServer::start_with(Options { settings, ..Options::default() }).await;
+    let conn = connect(server.addr, "visitor").await;
+    let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    let status = screen.wait_close().await;
+    assert_eq!(status, Some(0));
+    assert!(!screen.vt.screen().alternate_screen());
+    assert!(screen.text().contains("without input"), "{}", screen.text());
+}
+
+#[tokio::test]
+async fn sessions_end_at_the_maximum_length() {
+    let settings = sshbio::ssh::Settings { max_session: Duration::from_millis(800), ..Default::default() };
+    let server = TestServer::start_with(Options { settings, ..Options::default() }).await;
+    let conn = connect(server.addr, "visitor").await;
+    let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    // Typing keeps it from being idle, but not from the length limit.
+    for _ in 0..3 {
+        screen.send(b"j").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(screen.wait_close().await, Some(0));
+    assert!(screen.text().contains("time limit"), "{}", screen.text());
+}
+
+#[tokio::test]
+async fn shutdown_tells_open_sessions_and_restores_their_terminals() {
+    let server = TestServer::start().await;
+    let conn = connect(server.addr, "visitor").await;
+    let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    let addr = server.addr;
+    let shutdown = tokio::spawn(server.shutdown());
+    assert_eq!(screen.wait_close().await, Some(0));
+    assert!(screen.text().contains("restarting"), "{}", screen.text());
+    assert!(!screen.vt.screen().alternate_screen());
+    tokio::time::timeout(WAIT, shutdown).await.unwrap().unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
+}
