@@ -1,0 +1,2 @@
+//! Load generator placeholder; replaced by the benchmark work (issue 6).
+fn main() {}
