@@ -8,7 +8,10 @@
 pub mod app;
 pub mod commands;
 pub mod content;
+pub mod http;
 pub mod input;
+pub mod metrics;
+pub mod proxy;
 pub mod reload;
 pub mod sanitize;
 pub mod server;

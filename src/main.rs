@@ -67,6 +67,17 @@ struct ServeArgs {
     /// Directory holding the host key (created on first start).
     #[arg(long, env = "SSHBIO_KEYS", default_value = "keys")]
     keys: PathBuf,
+    /// Serve Prometheus /metrics and /healthz, /readyz over HTTP on this address (off if unset).
+    #[arg(long, env = "SSHBIO_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Load balancer networks (CIDRs, comma-separated) whose connections start with a PROXY
+    /// protocol v1/v2 header carrying the client's real address. Off when empty.
+    #[arg(long, env = "SSHBIO_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<ipnet::IpNet>,
+    /// Offer only the post-quantum hybrid key exchange (mlkem768x25519). Clients older than
+    /// OpenSSH 9.9 (e.g. Debian 12's 9.2) then cannot connect, so it is off by default.
+    #[arg(long, env = "SSHBIO_PQ_ONLY_KEX")]
+    pq_only_kex: bool,
     /// Log format.
     #[arg(long, env = "SSHBIO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -152,6 +163,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         write_timeout: Duration::from_secs(args.write_timeout.max(1)),
         keepalive_interval: Duration::from_secs(args.keepalive.max(1)),
         drain_timeout: Duration::from_secs(args.drain_timeout),
+        pq_only_kex: args.pq_only_kex,
         ..Settings::default()
     };
     let limits = Limits {
@@ -174,8 +186,31 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.listen.port(),
             args.listen.ip()
         );
-        let config = ServerConfig { host_key: key.key, content: content_rx, settings, limits };
-        sshbio::reload::spawn(args.content.clone(), content_tx);
+        let metrics = Arc::new(sshbio::metrics::Metrics::new());
+        if let Some(addr) = args.metrics_listen {
+            let http = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+            tracing::info!(listen = %http.local_addr()?, "metrics and health on http://{addr}/metrics");
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                if let Err(e) = sshbio::http::serve(http, metrics, std::future::pending()).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            });
+        }
+        if !args.trusted_proxies.is_empty() {
+            tracing::info!(networks = ?args.trusted_proxies, "PROXY protocol required from these networks");
+        }
+        let config = ServerConfig {
+            host_key: key.key,
+            content: content_rx,
+            settings,
+            limits,
+            trusted_proxies: sshbio::proxy::Trusted(args.trusted_proxies.clone()),
+            metrics: metrics.clone(),
+        };
+        sshbio::reload::spawn(args.content.clone(), content_tx, metrics);
         server::run(listener, config, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)

@@ -10,12 +10,13 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
 use crate::content::{self, Content};
+use crate::metrics::Metrics;
 
 /// Edits often come as several events (truncate, write, rename): wait this long for quiet.
 const SETTLE: Duration = Duration::from_millis(150);
 
 /// Starts watching `path`; valid edits are sent on `tx`. Runs until the runtime stops.
-pub fn spawn(path: PathBuf, tx: watch::Sender<Arc<Content>>) {
+pub fn spawn(path: PathBuf, tx: watch::Sender<Arc<Content>>, metrics: Arc<Metrics>) {
     let (wake_tx, wake_rx) = mpsc::channel::<()>(1);
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let watcher = {
@@ -48,7 +49,7 @@ pub fn spawn(path: PathBuf, tx: watch::Sender<Arc<Content>>) {
             }
             tokio::time::sleep(SETTLE).await;
             while wake_rx.try_recv().is_ok() {}
-            reload_once(&path, &tx);
+            metrics.reloaded(reload_once(&path, &tx));
         }
     });
 }

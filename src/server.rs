@@ -9,11 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use russh::keys::PrivateKey;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::content::Content;
+use crate::metrics::Metrics;
+use crate::proxy::{ClientStream, Trusted};
 use crate::ssh::{self, Refusal, Settings, Shared};
 
 /// Connection limits, all checked before any SSH work is done.
@@ -43,7 +45,14 @@ pub struct ServerConfig {
     pub content: watch::Receiver<Arc<Content>>,
     pub settings: Settings,
     pub limits: Limits,
+    /// Networks (load balancers) whose connections start with a PROXY header; empty = off.
+    pub trusted_proxies: Trusted,
+    /// Counters and readiness, shared with the HTTP listener.
+    pub metrics: Arc<Metrics>,
 }
+
+/// How long a trusted proxy gets to send its header.
+const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Per-address bookkeeping for the limits.
 struct AddressState {
@@ -117,13 +126,17 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let drain = config.settings.drain_timeout;
-    let shared = Arc::new(Shared::new(config.host_key, config.content, stop_rx, config.settings));
+    let metrics = config.metrics.clone();
+    let shared =
+        Arc::new(Shared::new(config.host_key, config.content, stop_rx, config.settings, metrics.clone()));
+    let trusted = Arc::new(config.trusted_proxies);
     let registry =
         Arc::new(Registry { limits: config.limits.clone(), addresses: Mutex::new(HashMap::new()) });
     let slots = Arc::new(Semaphore::new(config.limits.max_connections));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
+    metrics.set_ready(true);
 
     loop {
         let (socket, peer) = tokio::select! {
@@ -142,31 +155,57 @@ pub async fn run(
         // Reap finished connection tasks so the set only holds live ones.
         while tasks.try_join_next().is_some() {}
         let _ = socket.set_nodelay(true);
+        let behind_proxy = trusted.contains(&peer);
+        // Without a proxy the peer is the client: check its limits before spending a task.
         let admitted = match slots.clone().try_acquire_owned() {
-            Ok(permit) => registry.admit(peer.ip()).map(|guard| (permit, guard)),
+            Ok(permit) if behind_proxy => Ok((permit, None)),
+            Ok(permit) => registry.admit(peer.ip()).map(|guard| (permit, Some(guard))),
             Err(_) => Err(Refusal::ServerFull),
         };
-        match admitted {
-            Ok((permit, guard)) => {
-                let shared = shared.clone();
-                tasks.spawn(async move {
-                    serve_one(socket, peer, shared).await;
-                    drop(guard);
-                    drop(permit);
-                });
-            }
+        let (permit, guard) = match admitted {
+            Ok(admitted) => admitted,
             Err(refusal) => {
-                tracing::info!(%peer, reason = refusal.as_str(), "connection refused");
-                if let Ok(permit) = refusals.clone().try_acquire_owned() {
-                    tokio::spawn(async move {
-                        ssh::refuse(socket, refusal).await;
-                        drop(permit);
-                    });
-                }
+                refuse(socket, peer, refusal, &metrics, &refusals);
+                continue;
             }
-        }
+        };
+        let (shared, trusted, registry, metrics, refusals) =
+            (shared.clone(), trusted.clone(), registry.clone(), metrics.clone(), refusals.clone());
+        tasks.spawn(async move {
+            let (stream, client, guard) = if behind_proxy {
+                match ClientStream::with_header(socket, peer, PROXY_HEADER_TIMEOUT).await {
+                    Ok((stream, client)) => match registry.admit(client.ip()) {
+                        Ok(guard) => (stream, client, guard),
+                        Err(refusal) => {
+                            drop(permit);
+                            refuse(stream, client, refusal, &metrics, &refusals);
+                            return;
+                        }
+                    },
+                    Err(e) => {
+                        tracing::info!(%peer, error = %e, "connection from trusted proxy dropped");
+                        metrics.refused("proxy-header");
+                        return;
+                    }
+                }
+            } else {
+                let stream = if trusted.is_empty() {
+                    ClientStream::plain(socket)
+                } else {
+                    ClientStream::untrusted(socket)
+                };
+                match guard {
+                    Some(guard) => (stream, peer, guard),
+                    None => return,
+                }
+            };
+            serve_one(stream, client, shared).await;
+            drop(guard);
+            drop(permit);
+        });
     }
 
+    metrics.set_ready(false);
     tracing::info!(open = tasks.len(), "shutting down: telling open sessions");
     drop(listener);
     let _ = stop_tx.send(true);
@@ -178,7 +217,23 @@ pub async fn run(
     Ok(())
 }
 
-async fn serve_one(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+/// Logs and counts a refusal, then writes it (bounded in number, so a flood of refusals
+/// costs little).
+fn refuse<S>(stream: S, peer: SocketAddr, refusal: Refusal, metrics: &Metrics, in_flight: &Arc<Semaphore>)
+where
+    S: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tracing::info!(%peer, reason = refusal.as_str(), "connection refused");
+    metrics.refused(refusal.as_str());
+    if let Ok(permit) = in_flight.clone().try_acquire_owned() {
+        tokio::spawn(async move {
+            ssh::refuse(stream, refusal).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_one(socket: ClientStream, peer: SocketAddr, shared: Arc<Shared>) {
     // A panic anywhere in this connection's code ends this connection only: tokio catches it
     // at the task boundary, and the join error is logged here.
     let task = tokio::spawn(ssh::serve(socket, peer, shared));

@@ -85,6 +85,8 @@ impl Connection {
     /// Starts the task that serves a shell (`command` = None) or exec request.
     fn start(&mut self, id: ChannelId, command: Option<String>, session: &mut Session) -> bool {
         let handle = session.handle();
+        let supervisor = handle.clone();
+        let meter_for_panic = self.meter.clone();
         let shared = self.shared.clone();
         let meter = self.meter.clone();
         let record = self.record.clone();
@@ -111,13 +113,10 @@ impl Connection {
             input: None,
             size: None,
         };
+        let supervise = |task: session::Task| session::supervise(supervisor, id, meter_for_panic, task);
         match (command, &state.pty) {
-            (Some(command), _) => {
-                tokio::spawn(session::run_command(setup, command));
-            }
-            (None, None) => {
-                tokio::spawn(session::run_plain(setup));
-            }
+            (Some(command), _) => supervise(Box::pin(session::run_command(setup, command))),
+            (None, None) => supervise(Box::pin(session::run_plain(setup))),
             (None, Some((_, cols, rows))) => {
                 let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
                 let (size_tx, size_rx) = watch::channel((*cols, *rows));
@@ -125,7 +124,7 @@ impl Connection {
                 state.size = Some(size_tx);
                 setup.input = Some(input_rx);
                 setup.size = Some(size_rx);
-                tokio::spawn(session::run_tui(setup));
+                supervise(Box::pin(session::run_tui(setup)));
             }
         }
         true

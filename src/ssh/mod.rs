@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::content::Content;
+use crate::metrics::Metrics;
 use handler::Connection;
 use stream::{Meter, MeteredStream};
 
@@ -39,6 +40,8 @@ pub struct Settings {
     pub esc_timeout: Duration,
     /// How long open sessions get to say goodbye when the server stops.
     pub drain_timeout: Duration,
+    /// Offer only the post-quantum hybrid key exchange (OpenSSH 9.9+ clients only).
+    pub pq_only_kex: bool,
 }
 
 impl Default for Settings {
@@ -51,6 +54,7 @@ impl Default for Settings {
             keepalive_interval: Duration::from_secs(15),
             esc_timeout: Duration::from_millis(30),
             drain_timeout: Duration::from_secs(5),
+            pq_only_kex: false,
         }
     }
 }
@@ -65,6 +69,8 @@ pub struct Shared {
     pub settings: Settings,
     /// russh's configuration, built once.
     pub config: Arc<russh::server::Config>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Shared {
@@ -73,9 +79,10 @@ impl Shared {
         content: watch::Receiver<Arc<Content>>,
         shutdown: watch::Receiver<bool>,
         settings: Settings,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let config = Arc::new(russh_config(key, &settings));
-        Self { content, shutdown, settings, config }
+        Self { content, shutdown, settings, config, metrics }
     }
 }
 
@@ -86,6 +93,12 @@ pub const KEX: &[kex::Name] = &[
     kex::MLKEM768X25519_SHA256,
     kex::CURVE25519,
     kex::CURVE25519_PRE_RFC_8731,
+    kex::EXTENSION_SUPPORT_AS_SERVER,
+    kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+];
+/// The key exchange with `--pq-only-kex`: no client older than OpenSSH 9.9 can connect.
+pub const KEX_PQ_ONLY: &[kex::Name] = &[
+    kex::MLKEM768X25519_SHA256,
     kex::EXTENSION_SUPPORT_AS_SERVER,
     kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
 ];
@@ -114,7 +127,7 @@ fn russh_config(key: PrivateKey, settings: &Settings) -> russh::server::Config {
         keepalive_max: 3,
         nodelay: true,
         preferred: Preferred {
-            kex: Cow::Borrowed(KEX),
+            kex: Cow::Borrowed(if settings.pq_only_kex { KEX_PQ_ONLY } else { KEX }),
             key: Cow::Borrowed(&[russh::keys::Algorithm::Ed25519]),
             cipher: Cow::Borrowed(CIPHERS),
             mac: Cow::Borrowed(MACS),
@@ -179,6 +192,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let started = Instant::now();
+    shared.metrics.connection_opened();
     let meter = Arc::new(Meter::default());
     let record = Arc::new(Mutex::new(Record::default()));
     let (authed_tx, authed_rx) = tokio::sync::oneshot::channel();
@@ -226,6 +240,12 @@ where
     meter.kill();
     let record = record.lock().map(|r| r.clone()).unwrap_or_default();
     let end = record.end.unwrap_or(end);
+    let (bytes_in, bytes_out) = (
+        meter.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
+        meter.bytes_out.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    let handshake_failed = record.kind.is_empty() && matches!(end, End::HandshakeTimeout | End::Error);
+    shared.metrics.connection_closed(end.as_str(), bytes_in, bytes_out, handshake_failed);
     tracing::info!(
         %peer,
         user = %record.user,
@@ -233,8 +253,8 @@ where
         size = %format_args!("{}x{}", record.cols, record.rows),
         kind = record.kind,
         duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        bytes_in = meter.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
-        bytes_out = meter.bytes_out.load(std::sync::atomic::Ordering::Relaxed),
+        bytes_in,
+        bytes_out,
         end = end.as_str(),
         "session ended"
     );

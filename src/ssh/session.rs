@@ -21,11 +21,15 @@ use super::{End, Record, Shared, clamp_size};
 use crate::app::{App, Effect, Viewport};
 use crate::commands;
 use crate::input::{Decoder, Event};
+use crate::metrics::Metrics;
 use crate::terminal::{AnsiBackend, ColorDepth, ENTER, MOUSE_OFF, MOUSE_ON, RESTORE};
 use crate::ui;
 
 /// A channel writer: window-aware, so a client that stops reading makes writes wait.
 pub type Writer = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// A session task, boxed so the three kinds share one supervisor.
+pub type Task = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Everything a session task needs, handed over by the handler.
 pub struct SessionSetup {
@@ -48,6 +52,11 @@ pub struct SessionSetup {
 }
 
 impl SessionSetup {
+    fn set_kind(&self, kind: &'static str) {
+        self.shared.metrics.session_started(kind);
+        self.set_record(|r| r.kind = kind);
+    }
+
     fn set_record(&self, f: impl FnOnce(&mut Record)) {
         if let Ok(mut record) = self.record.lock() {
             f(&mut record);
@@ -81,9 +90,32 @@ impl SessionSetup {
     }
 }
 
+/// Runs a session task so that a panic in it ends only this session: the visitor's terminal
+/// is restored as far as possible, the channel closed with exit status 1, the connection cut.
+pub fn supervise(handle: Handle, channel: ChannelId, meter: Arc<Meter>, task: Task) {
+    tokio::spawn(async move {
+        let Err(error) = tokio::spawn(task).await else { return };
+        if !error.is_panic() {
+            return;
+        }
+        tracing::error!(channel = ?channel, "session task panicked; ending this session only");
+        let bound = Duration::from_secs(1);
+        let _ = timeout(bound, handle.data(channel, RESTORE.to_vec())).await;
+        let _ = timeout(
+            bound,
+            handle.data(channel, b"Sorry, something went wrong. Please reconnect.\r\n".to_vec()),
+        )
+        .await;
+        let _ = timeout(bound, handle.exit_status_request(channel, 1)).await;
+        let _ = timeout(bound, handle.close(channel)).await;
+        tokio::time::sleep(bound).await;
+        meter.kill();
+    });
+}
+
 /// `ssh -T host`: the whole bio as plain text, then exit 0.
 pub async fn run_plain(mut setup: SessionSetup) {
-    setup.set_record(|r| r.kind = "plain");
+    setup.set_kind("plain");
     let text = setup.shared.content.borrow().plain_text(commands::PLAIN_WIDTH);
     let end = match setup.write(text.as_bytes()).await {
         Ok(()) => End::Quit,
@@ -94,7 +126,7 @@ pub async fn run_plain(mut setup: SessionSetup) {
 
 /// `ssh host COMMAND`: the command's output and exit status.
 pub async fn run_command(mut setup: SessionSetup, command: String) {
-    setup.set_record(|r| r.kind = "exec");
+    setup.set_kind("exec");
     let content = setup.shared.content.borrow().clone();
     let mut output = commands::run(&command, &content);
     if setup.pty.is_some() {
@@ -120,7 +152,7 @@ pub async fn run_command(mut setup: SessionSetup, command: String) {
 
 /// The interactive UI for a client with a pty.
 pub async fn run_tui(mut setup: SessionSetup) {
-    setup.set_record(|r| r.kind = "tui");
+    setup.set_kind("tui");
     let end = match tui_loop(&mut setup).await {
         Ok(end) | Err(end) => end,
     };
@@ -168,8 +200,10 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
     if app.mouse_enabled() {
         terminal.backend_mut().write_raw(MOUSE_ON);
     }
-    let first = render(&mut terminal, &mut app, options);
+    let first = render(&mut terminal, &mut app, options, &setup.shared.metrics);
     setup.write(&first).await?;
+    #[cfg(debug_assertions)]
+    test_panic_trigger(&setup.user);
 
     loop {
         let mut dirty = false;
@@ -218,7 +252,7 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
             }
         }
         if dirty {
-            let frame = render(&mut terminal, &mut app, options);
+            let frame = render(&mut terminal, &mut app, options, &setup.shared.metrics);
             if !frame.is_empty() {
                 setup.write(&frame).await?;
             }
@@ -245,10 +279,28 @@ fn resize(terminal: &mut Terminal<AnsiBackend>, cols: u16, rows: u16, setup: &Se
 }
 
 /// Draws one frame and returns its bytes (empty when nothing changed on screen).
-fn render(terminal: &mut Terminal<AnsiBackend>, app: &mut App, options: ui::Options) -> Vec<u8> {
+fn render(
+    terminal: &mut Terminal<AnsiBackend>,
+    app: &mut App,
+    options: ui::Options,
+    metrics: &Metrics,
+) -> Vec<u8> {
+    let started = std::time::Instant::now();
     let mut viewport = Viewport::default();
     if terminal.draw(|frame| viewport = ui::draw(frame, app, options)).is_ok() {
         app.set_viewport(viewport);
     }
+    metrics.rendered(started.elapsed().as_secs_f64());
     terminal.backend_mut().take_output()
+}
+
+/// Debug builds only: the user name `sshbio-test-panic` makes the session task panic after the
+/// first frame, so the tests can show a panic ends that session alone. Release builds have no
+/// such trigger.
+#[cfg(debug_assertions)]
+#[allow(clippy::panic)]
+fn test_panic_trigger(user: &str) {
+    if user == "sshbio-test-panic" {
+        panic!("test panic requested by the test suite");
+    }
 }

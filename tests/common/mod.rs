@@ -56,6 +56,8 @@ pub struct Options {
     pub settings: Settings,
     pub limits: Limits,
     pub keys: Option<PathBuf>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub metrics: Arc<sshbio::metrics::Metrics>,
 }
 
 impl Default for Options {
@@ -65,6 +67,8 @@ impl Default for Options {
             settings: Settings::default(),
             limits: Limits::default(),
             keys: None,
+            trusted_proxies: Vec::new(),
+            metrics: Arc::new(sshbio::metrics::Metrics::new()),
         }
     }
 }
@@ -87,6 +91,8 @@ impl TestServer {
             content: content_rx,
             settings: options.settings,
             limits: options.limits,
+            trusted_proxies: sshbio::proxy::Trusted(options.trusted_proxies),
+            metrics: options.metrics,
         };
         let task = tokio::spawn(server::run(listener, config, async move {
             let _ = stop_rx.await;

@@ -1,0 +1,284 @@
+//! The server on the open internet: limits, timeouts, refusals, garbage, stalled readers,
+//! panics, crypto policy. Loopback only, every loop bounded in count and time.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use russh::ChannelMsg;
+use sshbio::server::Limits;
+use sshbio::ssh::Settings;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads from a raw socket until EOF/error or `limit`; returns what arrived and whether it closed.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (got, true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (got, false),
+        }
+    }
+}
+
+/// A normal visitor still gets the bio promptly.
+async fn still_serves(server: &TestServer) {
+    let conn = connect(server.addr, "visitor").await;
+    let screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    assert!(screen.text().contains("Education & internships"));
+    disconnect(conn).await;
+}
+
+fn metric(server_metrics: &sshbio::metrics::Metrics, line_start: &str) -> u64 {
+    server_metrics
+        .encode()
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn per_address_limit_refuses_with_a_clear_reason() {
+    let limits = Limits { max_per_ip: 2, ..Limits::default() };
+    let metrics = Arc::new(sshbio::metrics::Metrics::new());
+    let server =
+        TestServer::start_with(Options { limits, metrics: metrics.clone(), ..Options::default() }).await;
+    let a = connect(server.addr, "a").await;
+    let b = connect(server.addr, "b").await;
+    // The third gets our version line and an SSH disconnect with the reason, no hang.
+    let mut raw = TcpStream::connect(server.addr).await.unwrap();
+    raw.write_all(b"SSH-2.0-test\r\n").await.unwrap();
+    let (bytes, closed) = read_until_closed(&mut raw, Duration::from_secs(5)).await;
+    assert!(closed, "refused connection is closed");
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("SSH-2.0-sshbio\r\n"), "{text:?}");
+    assert!(text.contains("too many connections from your address"), "{text:?}");
+    assert!(try_connect(server.addr, "c").await.is_err());
+    assert_eq!(metric(&metrics, "sshbio_connections_refused_total{value=\"per-ip-limit\"}"), 2);
+    // Closing one makes room again.
+    disconnect(a).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c = connect(server.addr, "c").await;
+    disconnect(b).await;
+    disconnect(c).await;
+}
+
+#[tokio::test]
+async fn global_limit_and_rate_limit_refuse() {
+    let limits = Limits { max_connections: 1, ..Limits::default() };
+    let server = TestServer::start_with(Options { limits, ..Options::default() }).await;
+    let a = connect(server.addr, "a").await;
+    let mut raw = TcpStream::connect(server.addr).await.unwrap();
+    let (bytes, closed) = read_until_closed(&mut raw, Duration::from_secs(5)).await;
+    assert!(closed && String::from_utf8_lossy(&bytes).contains("the server is full"));
+    disconnect(a).await;
+
+    let limits = Limits { burst_per_ip: 3, rate_per_ip: 0.01, ..Limits::default() };
+    let server = TestServer::start_with(Options { limits, ..Options::default() }).await;
+    for _ in 0..3 {
+        disconnect(connect(server.addr, "a").await).await;
+    }
+    let mut raw = TcpStream::connect(server.addr).await.unwrap();
+    let (bytes, _) = read_until_closed(&mut raw, Duration::from_secs(5)).await;
+    assert!(String::from_utf8_lossy(&bytes).contains("too many new connections"));
+}
+
+#[tokio::test]
+async fn a_conference_room_behind_one_address_gets_in_by_default() {
+    // 300 visitors on one NAT address, connecting at once, with the default limits.
+    let server = TestServer::start().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..300 {
+        let addr = server.addr;
+        tasks.spawn(async move {
+            let conn = connect(addr, &format!("visitor{i}")).await;
+            let channel = conn.handle.channel_open_session().await.unwrap();
+            channel.request_pty(true, "xterm", 80, 24, 0, 0, &[]).await.unwrap();
+            channel.request_shell(true).await.unwrap();
+            (conn, channel)
+        });
+    }
+    let mut open = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        open.push(result.unwrap());
+    }
+    assert_eq!(open.len(), 300);
+    // Every one of them is answered: read each first frame.
+    for (_, channel) in open.iter_mut() {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, channel.wait()).await.unwrap() {
+                Some(ChannelMsg::Data { data }) if String::from_utf8_lossy(&data).contains("Liz Rice") => {
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("closed"),
+            }
+        }
+    }
+    still_serves(&server).await;
+    drop(open);
+}
+
+#[tokio::test]
+async fn slowloris_and_silent_connections_are_dropped() {
+    let settings = Settings { handshake_timeout: Duration::from_millis(800), ..Settings::default() };
+    let server = TestServer::start_with(Options { settings, ..Options::default() }).await;
+    // Says nothing at all.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    // Sends its version line one byte at a time, too slowly.
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    let trickle = tokio::spawn(async move {
+        for b in b"SSH-2.0-slowloris-client-taking-its-time\r\n" {
+            if slow.write_all(&[*b]).await.is_err() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (_, closed) = read_until_closed(&mut slow, Duration::from_secs(3)).await;
+        closed
+    });
+    let (_, closed) = read_until_closed(&mut silent, Duration::from_secs(4)).await;
+    assert!(closed, "silent connection dropped after the handshake timeout");
+    assert!(trickle.await.unwrap(), "slowloris connection dropped");
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn garbage_before_and_after_the_handshake_ends_only_that_connection() {
+    let server = TestServer::start().await;
+    let mut seed = 99u32;
+    let mut noise = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 24) as u8
+            })
+            .collect()
+    };
+    // Random bytes instead of a version line.
+    for _ in 0..5 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        let _ = s.write_all(&noise(4096)).await;
+        let (_, closed) = read_until_closed(&mut s, Duration::from_secs(5)).await;
+        assert!(closed);
+    }
+    // A valid version line, then random binary packets.
+    for _ in 0..5 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        let _ = s.write_all(b"SSH-2.0-fuzz\r\n").await;
+        let _ = s.write_all(&noise(8192)).await;
+        let (_, closed) = read_until_closed(&mut s, Duration::from_secs(5)).await;
+        assert!(closed);
+    }
+    // A huge claimed packet length.
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let _ = s.write_all(b"SSH-2.0-fuzz\r\n\xff\xff\xff\xf0\x04").await;
+    let (_, closed) = read_until_closed(&mut s, Duration::from_secs(5)).await;
+    assert!(closed);
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn forwarding_subsystems_and_extra_channels_are_refused() {
+    let server = TestServer::start().await;
+    let conn = connect(server.addr, "visitor").await;
+    assert!(
+        conn.handle.channel_open_direct_tcpip("127.0.0.1", 22, "127.0.0.1", 5555).await.is_err(),
+        "-L/-D refused"
+    );
+    let mut session = conn.handle.channel_open_session().await.unwrap();
+    assert!(conn.handle.channel_open_session().await.is_err(), "one session channel per connection");
+    session.request_subsystem(true, "sftp").await.unwrap();
+    let reply = tokio::time::timeout(WAIT, session.wait()).await.unwrap();
+    assert!(matches!(reply, Some(ChannelMsg::Failure)), "{reply:?}");
+    session.agent_forward(true).await.unwrap();
+    let reply = tokio::time::timeout(WAIT, session.wait()).await.unwrap();
+    assert!(matches!(reply, Some(ChannelMsg::Failure)), "{reply:?}");
+    // Env requests are bounded: the first ones are taken, the flood is refused.
+    let mut failures = 0;
+    for i in 0..40 {
+        session.set_env(true, format!("VAR{i}"), "x".repeat(10)).await.unwrap();
+        if let Some(ChannelMsg::Failure) = tokio::time::timeout(WAIT, session.wait()).await.unwrap() {
+            failures += 1;
+        }
+    }
+    assert_eq!(failures, 40 - 16);
+    // -R is refused too; the connection stays usable.
+    let mut handle = conn.handle;
+    assert!(handle.tcpip_forward("127.0.0.1", 0).await.is_err());
+    session.request_pty(true, "xterm", 80, 24, 0, 0, &[]).await.unwrap();
+    session.request_shell(true).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_panic_in_one_session_ends_only_that_session() {
+    let server = TestServer::start().await;
+    let conn = connect(server.addr, "visitor").await;
+    let mut bystander = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    // Debug builds only: this user name makes the session task panic after its first frame.
+    let victim_conn = connect(server.addr, "sshbio-test-panic").await;
+    let mut victim = open_tui(&victim_conn, "xterm-256color", 80, 24, &[]).await;
+    assert_eq!(victim.wait_close().await, Some(1));
+    assert!(!victim.vt.screen().alternate_screen(), "terminal restored after the panic");
+    assert!(victim.text().contains("something went wrong"), "{}", victim.text());
+    bystander.press(b"2", "I joined what was then Data Connection").await;
+    still_serves(&server).await;
+}
+
+/// The real OpenSSH client with its output stuck on a pipe nobody reads, while keys keep
+/// arriving: the server's writes stall, and the connection is ended after the write timeout.
+#[tokio::test]
+async fn a_stalled_reader_is_disconnected() {
+    if !have("ssh") {
+        panic!("the OpenSSH client is needed (apt-get install openssh-client)");
+    }
+    let settings = Settings { write_timeout: Duration::from_secs(1), ..Settings::default() };
+    let metrics = Arc::new(sshbio::metrics::Metrics::new());
+    let server =
+        TestServer::start_with(Options { settings, metrics: metrics.clone(), ..Options::default() }).await;
+    let mut args = vec!["-tt".to_string()];
+    args.extend(ssh_args(server.addr, "visitor"));
+    let mut child = tokio::process::Command::new("ssh")
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped()) // never read
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Switch sections back and forth: every key is a full redraw (several KiB).
+    let typing = tokio::spawn(async move {
+        // Separate writes a moment apart, so each is its own packet and its own frame (keys
+        // that arrive together are coalesced into one frame, which could end unchanged).
+        for i in 0..20_000 {
+            let key: &[u8] = if i % 2 == 0 { b"1" } else { b"7" };
+            if stdin.write_all(key).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Keep stdin open: EOF would end the session as a normal quit.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while metric(&metrics, "sshbio_sessions_ended_total{value=\"stalled\"}") == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "stall not detected:\n{}", metrics.encode());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    typing.abort();
+    // The client's side of the connection is gone too.
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    assert!(status.is_ok(), "ssh exited after the server cut the connection");
+    still_serves(&server).await;
+}
