@@ -214,7 +214,7 @@ async fn forwarding_subsystems_and_extra_channels_are_refused() {
     }
     assert_eq!(failures, 40 - 16);
     // -R is refused too; the connection stays usable.
-    let mut handle = conn.handle;
+    let handle = conn.handle;
     assert!(handle.tcpip_forward("127.0.0.1", 0).await.is_err());
     session.request_pty(true, "xterm", 80, 24, 0, 0, &[]).await.unwrap();
     session.request_shell(true).await.unwrap();
