@@ -109,13 +109,14 @@ impl Decoder {
             return;
         }
         while let Some(event) = self.parser.pop() {
-            out.push(convert(event));
+            out.push(from_termina(event));
         }
     }
 }
 
-/// Maps termina's event to ours, keeping only what the app understands.
-fn convert(event: termina::Event) -> Event {
+/// Maps termina's event to ours, keeping only what the app understands (also used by the
+/// local preview, which reads events from termina's own terminal).
+pub fn from_termina(event: termina::Event) -> Event {
     match event {
         termina::Event::Key(key) => {
             if key.kind == KeyEventKind::Release {

@@ -11,6 +11,7 @@ pub mod content;
 pub mod http;
 pub mod input;
 pub mod metrics;
+pub mod preview;
 pub mod proxy;
 pub mod reload;
 pub mod sanitize;

@@ -41,6 +41,14 @@ enum Command {
         #[arg(long, default_value_t = 80)]
         width: usize,
     },
+    /// Show the bio in this terminal, as visitors will see it (q quits).
+    Preview {
+        #[arg(long, env = "SSHBIO_CONTENT", default_value = "content.toml")]
+        content: PathBuf,
+        /// Open on this section (a slug, as in `ssh SLUG@host`).
+        #[arg(long)]
+        section: Option<String>,
+    },
     /// Print the host key's SHA256 fingerprint and the SSHFP DNS records to publish.
     Fingerprint {
         #[arg(long, env = "SSHBIO_KEYS", default_value = "keys")]
@@ -126,6 +134,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Check { path }) => check(&path),
         Some(Command::Render { content, width }) => render(&content, width),
+        Some(Command::Preview { content, section }) => preview(&content, section.as_deref()),
         Some(Command::Fingerprint { keys, host }) => fingerprint(&keys, &host),
         Some(Command::Keygen { keys }) => keygen(&keys),
     };
@@ -247,6 +256,12 @@ fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
 fn render(path: &std::path::Path, width: usize) -> anyhow::Result<ExitCode> {
     let bio = content::load(path)?;
     print!("{}", bio.plain_text(width.clamp(20, 500)));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn preview(path: &std::path::Path, section: Option<&str>) -> anyhow::Result<ExitCode> {
+    let bio = content::load(path)?;
+    sshbio::preview::run(bio, section).context("cannot run the preview on this terminal")?;
     Ok(ExitCode::SUCCESS)
 }
 
