@@ -443,6 +443,40 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_bytes_never_panic_the_loader() {
+        // Deterministic pseudo-random documents: raw bytes, and mutations of the shipped file.
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..500 {
+            let len = (next() % 400) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| (next() >> 24) as u8).collect();
+            let _ = parse(&String::from_utf8_lossy(&bytes));
+        }
+        let shipped = SHIPPED.as_bytes();
+        for _ in 0..500 {
+            let mut doc = shipped.to_vec();
+            for _ in 0..1 + next() % 8 {
+                let at = (next() as usize) % doc.len();
+                match next() % 3 {
+                    0 => doc[at] = (next() >> 16) as u8,
+                    1 => {
+                        doc.remove(at);
+                    }
+                    _ => doc.insert(at, b'"'),
+                }
+            }
+            if let Err(e) = parse(&String::from_utf8_lossy(&doc)) {
+                assert!(e.to_string().starts_with("bio.toml:"), "{e}");
+            }
+        }
+    }
+
+    #[test]
     fn slugs() {
         assert_eq!(slugify("Education & internships"), "education-internships");
         assert_eq!(slugify("  eBPF!! "), "ebpf");

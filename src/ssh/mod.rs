@@ -246,18 +246,23 @@ where
     );
     let handshake_failed = record.kind.is_empty() && matches!(end, End::HandshakeTimeout | End::Error);
     shared.metrics.connection_closed(end.as_str(), bytes_in, bytes_out, handshake_failed);
-    tracing::info!(
-        %peer,
-        user = %record.user,
-        term = %record.term,
-        size = %format_args!("{}x{}", record.cols, record.rows),
-        kind = record.kind,
-        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        bytes_in,
-        bytes_out,
-        end = end.as_str(),
-        "session ended"
-    );
+    if record.user.is_empty() {
+        // Never authenticated: scanners, port probes, garbage. Counted, logged quietly.
+        tracing::debug!(%peer, bytes_in, bytes_out, end = end.as_str(), "connection ended before authentication");
+    } else {
+        tracing::info!(
+            %peer,
+            user = %record.user,
+            term = %record.term,
+            size = %format_args!("{}x{}", record.cols, record.rows),
+            kind = record.kind,
+            duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            bytes_in,
+            bytes_out,
+            end = end.as_str(),
+            "session ended"
+        );
+    }
     end
 }
 

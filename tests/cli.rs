@@ -1,0 +1,332 @@
+//! The `sshbio` binary as an operator uses it: subcommands, start-up errors, the metrics
+//! endpoint, live reload of a real file (edit, rename-replace, invalid edit, SIGHUP) and
+//! SIGTERM. Each test runs its own server process on a free loopback port.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sshbio");
+
+fn sshbio(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).env_remove("SSHBIO_LOG").output().unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A server process; killed when dropped.
+struct Process {
+    child: Child,
+    addr: std::net::SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Process {
+    fn start(dir: &Path, extra: &[&str]) -> Self {
+        let port = free_port();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut child = Command::new(BIN)
+            .args(["--listen", &addr.to_string(), "--content"])
+            .arg(dir.join("content.toml"))
+            .arg("--keys")
+            .arg(dir.join("keys"))
+            .args(extra)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "server did not start: {}", log.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, addr, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn signal(&self, signal: &str) {
+        Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().unwrap();
+    }
+
+    fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        while !self.log().contains(needle) {
+            assert!(Instant::now() < deadline, "log never showed {needle:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn workdir(name: &str) -> PathBuf {
+    let dir = temp_dir(&format!("cli-{name}"));
+    std::fs::write(dir.join("content.toml"), SHIPPED).unwrap();
+    dir
+}
+
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn check_accepts_the_shipped_file_and_names_line_and_key_of_a_broken_one() {
+    let out = sshbio(&["check", "content.toml"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (7 sections"));
+
+    let dir = temp_dir("cli-check");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "name = \"A\"\nheadline = \"B\"\nnmae = \"typo\"\n[[sections]]\ntitle = \"T\"\nparagraphs = [\"p\"]\n")
+        .unwrap();
+    let out = sshbio(&["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:3:1:", bad.display())) && err.contains("`nmae`"), "{err}");
+}
+
+#[test]
+fn render_prints_plain_text_at_the_asked_width() {
+    let out = sshbio(&["render", "--width", "60"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Cloud Native Security") && !text.contains('\x1b'));
+    assert!(text.lines().all(|l| l.chars().count() <= 60));
+}
+
+#[test]
+fn keygen_and_fingerprint_agree_with_ssh_keygen() {
+    let dir = temp_dir("cli-keys");
+    let keys = dir.join("keys");
+    let out = sshbio(&["keygen", "--keys", keys.to_str().unwrap()]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("created"));
+    let out = sshbio(&["keygen", "--keys", keys.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("exists"), "a second keygen keeps the key");
+    let out = sshbio(&["fingerprint", "--keys", keys.to_str().unwrap(), "--host", "bio.example.com"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let fingerprint = text.lines().next().unwrap();
+    assert!(fingerprint.starts_with("SHA256:"));
+    assert!(text.contains("bio.example.com. IN SSHFP 4 2 "), "{text}");
+    if have("ssh-keygen") {
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(keys.join("ssh_host_ed25519_key.pub"))
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains(fingerprint));
+        let out = Command::new("ssh-keygen")
+            .args(["-r", "bio.example.com", "-f"])
+            .arg(keys.join("ssh_host_ed25519_key.pub"))
+            .output()
+            .unwrap();
+        let theirs = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        let ours = text.lines().nth(1).unwrap().rsplit(' ').next().unwrap().to_string();
+        assert!(theirs.contains(&ours), "ssh-keygen -r: {theirs} vs {ours}");
+    }
+}
+
+#[test]
+fn serve_refuses_to_start_on_broken_content_or_an_open_key() {
+    let dir = workdir("broken");
+    std::fs::write(
+        dir.join("content.toml"),
+        "name = \"A\"\nheadline = \"B\"\n[[sections]]\ntitle = \"T\"\nparagraphs = []\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let out = Command::new(BIN)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--content"])
+        .arg(dir.join("content.toml"))
+        .arg("--keys")
+        .arg(dir.join("keys"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("content.toml:5:14") && err.contains("sections[0].paragraphs"), "{err}");
+    assert!(!dir.join("keys").exists(), "nothing was done before the content was valid");
+
+    let dir = workdir("openkey");
+    assert!(sshbio(&["keygen", "--keys", dir.join("keys").to_str().unwrap()]).status.success());
+    let key = dir.join("keys/ssh_host_ed25519_key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = Command::new(BIN)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--content"])
+        .arg(dir.join("content.toml"))
+        .arg("--keys")
+        .arg(dir.join("keys"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_the_host_key() {
+    let dir = workdir("restart");
+    let first = Process::start(&dir, &[]);
+    let conn = connect(first.addr, "a").await;
+    let key1 = conn.server_key.lock().unwrap().clone().unwrap();
+    disconnect(conn).await;
+    drop(first);
+    let second = Process::start(&dir, &[]);
+    let conn = connect(second.addr, "a").await;
+    let key2 = conn.server_key.lock().unwrap().clone().unwrap();
+    assert_eq!(key1, key2, "same host key after a restart");
+    disconnect(conn).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_over_http() {
+    let dir = workdir("metrics");
+    let metrics_port = free_port();
+    let metrics_addr: std::net::SocketAddr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
+    let server = Process::start(&dir, &["--metrics-listen", &metrics_addr.to_string()]);
+    let conn = connect(server.addr, "visitor").await;
+    let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    screen.send(b"q").await;
+    screen.wait_close().await;
+    disconnect(conn).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) =
+        tokio::task::spawn_blocking(move || http_get(metrics_addr, "/metrics")).await.unwrap();
+    assert_eq!(status, 200);
+    for needle in [
+        "sshbio_sessions_started_total{value=\"tui\"} 1",
+        "sshbio_sessions_ended_total{value=\"quit\"} 1",
+        "sshbio_render_seconds_count",
+        "sshbio_bytes_out_total",
+        "sshbio_build_info{version=",
+    ] {
+        assert!(body.contains(needle), "{needle} missing:\n{body}");
+    }
+    let (status, body) =
+        tokio::task::spawn_blocking(move || http_get(metrics_addr, "/healthz")).await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let (status, _) = tokio::task::spawn_blocking(move || http_get(metrics_addr, "/readyz")).await.unwrap();
+    assert_eq!(status, 200);
+    // One log line per session, with how it ended and no keystrokes.
+    server.wait_log("session ended");
+    let log = server.log();
+    let line = log.lines().find(|l| l.contains("session ended") && l.contains("user=visitor")).unwrap();
+    for field in [
+        "peer=",
+        "user=visitor",
+        "term=xterm-256color",
+        "size=80x24",
+        "duration_ms=",
+        "bytes_in=",
+        "end=\"quit\"",
+    ] {
+        assert!(line.contains(field), "{field} missing in {line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_reload_edit_rename_invalid_edit_and_sighup() {
+    let dir = workdir("reload");
+    let server = Process::start(&dir, &[]);
+    let conn = connect(server.addr, "visitor").await;
+    let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    screen.press(b"4", "Not long after I had decided").await;
+
+    // 1. An in-place edit.
+    let edited = SHIPPED.replace("Not long after I had decided", "EDIT ONE: not long after I had decided");
+    std::fs::write(dir.join("content.toml"), &edited).unwrap();
+    screen.wait_for_text("EDIT ONE").await;
+    assert!(screen.text().contains("▸4 Silicon Valley"), "stays on the same section");
+
+    // 2. Replace by rename, as editors and Kubernetes ConfigMaps do.
+    let tmp = dir.join(".content.toml.swp");
+    std::fs::write(&tmp, SHIPPED.replace("Not long after I had decided", "EDIT TWO: renamed into place"))
+        .unwrap();
+    std::fs::rename(&tmp, dir.join("content.toml")).unwrap();
+    screen.wait_for_text("EDIT TWO").await;
+
+    // 3. An invalid edit: logged with file:line, the old text keeps serving.
+    std::fs::write(dir.join("content.toml"), "name = \"broken\n").unwrap();
+    server.wait_log("content not reloaded");
+    assert!(server.log().contains("content.toml:1:"), "{}", server.log());
+    screen.drain_for(Duration::from_millis(300)).await;
+    assert!(screen.text().contains("EDIT TWO"));
+    let conn2 = connect(server.addr, "visitor").await;
+    let other = open_tui(&conn2, "xterm-256color", 80, 24, &[]).await;
+    assert!(other.text().contains("Education & internships"), "new visitors still get the last good bio");
+
+    // 4. SIGHUP reloads too (here after a fix).
+    std::fs::write(dir.join("content.toml"), SHIPPED.replace("Not long after I had decided", "EDIT THREE"))
+        .unwrap();
+    server.signal("HUP");
+    screen.wait_for_text("EDIT THREE").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_says_goodbye_and_exits_zero() {
+    let dir = workdir("sigterm");
+    let mut server = Process::start(&dir, &["--drain-timeout", "3"]);
+    let conn = connect(server.addr, "visitor").await;
+    let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    server.signal("TERM");
+    assert_eq!(screen.wait_close().await, Some(0));
+    assert!(screen.text().contains("restarting"));
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "server did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}\n{}", server.log());
+}
+
+#[test]
+fn help_documents_every_flag_with_its_default_and_env() {
+    let out = sshbio(&["serve", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--content",
+        "--keys",
+        "--metrics-listen",
+        "--trusted-proxies",
+        "--idle-timeout",
+        "--max-per-ip",
+    ] {
+        assert!(help.contains(flag), "{flag}");
+    }
+    assert!(help.contains("[default: 127.0.0.1:2222]") && help.contains("[env: SSHBIO_LISTEN="));
+}
