@@ -56,17 +56,26 @@ pub struct ClientStream {
     replayed: usize,
     /// For untrusted peers when PROXY protocol is on: fail if the stream starts with a header.
     reject_header: bool,
+    /// Reads left during which every received packet is acknowledged at once (see
+    /// [`QUICKACK_READS`]).
+    quickack_reads: u8,
 }
+
+/// OpenSSH sends its key exchange packets with Nagle on behind an unacknowledged packet and
+/// then waits for our delayed ACK (~40 ms on Linux). Acknowledging at once during the
+/// handshake's first reads removes that stall from every visitor's connection time. Linux
+/// clears TCP_QUICKACK by itself, so it is set again before each of these reads.
+const QUICKACK_READS: u8 = 8;
 
 impl ClientStream {
     /// A connection taken as it is.
     pub fn plain(inner: TcpStream) -> Self {
-        Self { inner, prefix: Vec::new(), replayed: 0, reject_header: false }
+        Self { inner, prefix: Vec::new(), replayed: 0, reject_header: false, quickack_reads: QUICKACK_READS }
     }
 
     /// A connection from outside the trusted networks: it must not claim another address.
     pub fn untrusted(inner: TcpStream) -> Self {
-        Self { inner, prefix: Vec::new(), replayed: 0, reject_header: true }
+        Self { inner, prefix: Vec::new(), replayed: 0, reject_header: true, quickack_reads: QUICKACK_READS }
     }
 
     /// Reads the PROXY header from a trusted peer; returns the stream and the client's real
@@ -95,7 +104,7 @@ impl ClientStream {
         let (len, addr) =
             tokio::time::timeout(limit, read).await.map_err(|_| ProxyError::Timeout(limit))??;
         let prefix = buf.get(len..).map(<[u8]>::to_vec).unwrap_or_default();
-        Ok((Self { inner, prefix, replayed: 0, reject_header: false }, addr))
+        Ok((Self { inner, prefix, replayed: 0, reject_header: false, quickack_reads: QUICKACK_READS }, addr))
     }
 }
 
@@ -140,8 +149,14 @@ impl AsyncRead for ClientStream {
             this.replayed += n;
             return Poll::Ready(Ok(()));
         }
+        if this.quickack_reads > 0 {
+            let _ = socket2::SockRef::from(&this.inner).set_tcp_quickack(true);
+        }
         let before = buf.filled().len();
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) {
+            this.quickack_reads = this.quickack_reads.saturating_sub(1);
+        }
         if this.reject_header && matches!(result, Poll::Ready(Ok(()))) {
             this.reject_header = false;
             // The first read of an SSH client is its version line; a header here is a spoof.

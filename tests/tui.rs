@@ -378,3 +378,27 @@ async fn shutdown_tells_open_sessions_and_restores_their_terminals() {
     tokio::time::timeout(WAIT, shutdown).await.unwrap().unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
 }
+
+#[tokio::test]
+async fn a_hibernated_session_redraws_correctly_on_the_next_key() {
+    let settings =
+        sshbio::ssh::Settings { hibernate_after: Duration::from_millis(200), ..Default::default() };
+    let server = TestServer::start_with(Options { settings, ..Options::default() }).await;
+    // The reference: a session that never sleeps between keys.
+    let conn = connect(server.addr, "visitor").await;
+    let mut awake = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    awake.press(b"6", "I joined the team at Aqua").await;
+    awake.press(b"7", "It was at DockerCon 2017").await;
+    // The same keys with a nap before each.
+    let conn = connect(server.addr, "visitor").await;
+    let mut sleepy = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sleepy.press(b"6", "I joined the team at Aqua").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sleepy.press(b"7", "It was at DockerCon 2017").await;
+    sleepy.drain_for(Duration::from_millis(200)).await;
+    awake.drain_for(Duration::from_millis(200)).await;
+    assert_eq!(sleepy.text(), awake.text(), "no leftovers from the previous frame");
+    // And nothing at all is sent while it sleeps.
+    assert_eq!(sleepy.drain_for(Duration::from_millis(600)).await, 0);
+}

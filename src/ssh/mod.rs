@@ -42,6 +42,9 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// Offer only the post-quantum hybrid key exchange (OpenSSH 9.9+ clients only).
     pub pq_only_kex: bool,
+    /// A session without events for this long frees its screen buffers: idle visitors then
+    /// cost a few KiB instead of two full cell buffers; the next event redraws the screen once.
+    pub hibernate_after: Duration,
 }
 
 impl Default for Settings {
@@ -55,6 +58,7 @@ impl Default for Settings {
             esc_timeout: Duration::from_millis(30),
             drain_timeout: Duration::from_secs(5),
             pq_only_kex: false,
+            hibernate_after: Duration::from_secs(3),
         }
     }
 }

@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ratatui::backend::Backend;
 use ratatui::layout::{Rect, Size};
 use ratatui::{Terminal, TerminalOptions, Viewport as RatatuiViewport};
 use russh::ChannelId;
@@ -188,19 +187,20 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
 
     let content = content_rx.borrow_and_update().clone();
     let mut app = App::new(content, Some(&setup.user));
-    let mut terminal = new_terminal(cols, rows, depth).map_err(|_| End::Error)?;
+    let mut screen = Screen::new(cols, rows, depth, options);
     let mut decoder = Decoder::default();
     let mut events = Vec::new();
     let started = Instant::now();
     let max_deadline = started + settings.max_session;
     let mut idle_deadline = started + settings.idle_timeout;
     let mut esc_deadline: Option<Instant> = None;
+    let mut hibernate_at = Some(started + settings.hibernate_after);
 
-    terminal.backend_mut().write_raw(ENTER);
+    let mut first = ENTER.to_vec();
     if app.mouse_enabled() {
-        terminal.backend_mut().write_raw(MOUSE_ON);
+        first.extend_from_slice(MOUSE_ON);
     }
-    let first = render(&mut terminal, &mut app, options, &setup.shared.metrics);
+    first.extend_from_slice(&screen.render(&mut app, &setup.shared.metrics));
     setup.write(&first).await?;
     #[cfg(debug_assertions)]
     test_panic_trigger(&setup.user);
@@ -222,7 +222,8 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
             }
             Ok(()) = sizes.changed() => {
                 let (cols, rows) = *sizes.borrow_and_update();
-                resize(&mut terminal, cols, rows, setup);
+                screen.resize(cols, rows);
+                setup.set_record(|r| (r.cols, r.rows) = (cols, rows));
                 dirty = true;
             }
             Ok(()) = content_rx.changed() => {
@@ -233,18 +234,27 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
                 esc_deadline = None;
                 decoder.flush(&mut events);
             }
+            _ = sleep_until(hibernate_at.unwrap_or(max_deadline)), if hibernate_at.is_some() => {
+                hibernate_at = None;
+                screen.hibernate();
+                events = Vec::new();
+                continue;
+            }
             _ = sleep_until(idle_deadline) => return Ok(End::Idle),
             _ = sleep_until(max_deadline) => return Ok(End::Limit),
         }
+        hibernate_at = Some(Instant::now() + settings.hibernate_after);
+        let mut raw = Vec::new();
         for event in events.drain(..) {
             if let Event::Resize { cols, rows } = event {
                 let (cols, rows) = clamp_size(u32::from(cols), u32::from(rows));
-                resize(&mut terminal, cols, rows, setup);
+                screen.resize(cols, rows);
+                setup.set_record(|r| (r.cols, r.rows) = (cols, rows));
             }
             match app.handle(&event) {
                 Some(Effect::Quit) => return Ok(End::Quit),
                 Some(Effect::SetMouse(on)) => {
-                    terminal.backend_mut().write_raw(if on { MOUSE_ON } else { MOUSE_OFF });
+                    raw.extend_from_slice(if on { MOUSE_ON } else { MOUSE_OFF });
                     dirty = true;
                 }
                 Some(Effect::Redraw) => dirty = true,
@@ -252,11 +262,74 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
             }
         }
         if dirty {
-            let frame = render(&mut terminal, &mut app, options, &setup.shared.metrics);
-            if !frame.is_empty() {
-                setup.write(&frame).await?;
+            raw.extend_from_slice(&screen.render(&mut app, &setup.shared.metrics));
+        }
+        if !raw.is_empty() {
+            setup.write(&raw).await?;
+        }
+    }
+}
+
+/// The visitor's screen: a ratatui terminal while active, only its size while hibernating.
+struct Screen {
+    terminal: Option<Terminal<AnsiBackend>>,
+    /// Set when the buffers were freed while the visitor's screen still shows a frame.
+    hibernated: bool,
+    cols: u16,
+    rows: u16,
+    depth: ColorDepth,
+    options: ui::Options,
+}
+
+impl Screen {
+    fn new(cols: u16, rows: u16, depth: ColorDepth, options: ui::Options) -> Self {
+        Self { terminal: None, hibernated: false, cols, rows, depth, options }
+    }
+
+    /// Frees the cell buffers; the next render starts from a cleared screen.
+    fn hibernate(&mut self) {
+        if self.terminal.take().is_some() {
+            self.hibernated = true;
+        }
+    }
+
+    fn resize(&mut self, cols: u16, rows: u16) {
+        if (cols, rows) == (self.cols, self.rows) {
+            return;
+        }
+        (self.cols, self.rows) = (cols, rows);
+        if let Some(terminal) = self.terminal.as_mut() {
+            terminal.backend_mut().set_size(Size::new(cols, rows));
+            // Fixed viewports never resize themselves; this also clears, so the next frame is whole.
+            if terminal.resize(Rect::new(0, 0, cols, rows)).is_err() {
+                self.hibernate();
             }
         }
+    }
+
+    /// Draws one frame and returns its bytes (empty when nothing changed on screen).
+    fn render(&mut self, app: &mut App, metrics: &Metrics) -> Vec<u8> {
+        let started = std::time::Instant::now();
+        let mut out = Vec::new();
+        if self.terminal.is_none() {
+            match new_terminal(self.cols, self.rows, self.depth) {
+                Ok(terminal) => self.terminal = Some(terminal),
+                Err(_) => return out,
+            }
+            if std::mem::take(&mut self.hibernated) {
+                // A fresh terminal diffs against a blank screen: clear what is still shown.
+                out.extend_from_slice(b"\x1b[0m\x1b[2J");
+            }
+        }
+        let Some(terminal) = self.terminal.as_mut() else { return out };
+        let options = self.options;
+        let mut viewport = Viewport::default();
+        if terminal.draw(|frame| viewport = ui::draw(frame, app, options)).is_ok() {
+            app.set_viewport(viewport);
+        }
+        out.extend_from_slice(&terminal.backend_mut().take_output());
+        metrics.rendered(started.elapsed().as_secs_f64());
+        out
     }
 }
 
@@ -266,32 +339,6 @@ fn new_terminal(cols: u16, rows: u16, depth: ColorDepth) -> std::io::Result<Term
         AnsiBackend::new(Size::new(cols, rows), depth),
         TerminalOptions { viewport: RatatuiViewport::Fixed(area) },
     )
-}
-
-fn resize(terminal: &mut Terminal<AnsiBackend>, cols: u16, rows: u16, setup: &SessionSetup) {
-    if terminal.backend().size().ok() == Some(Size::new(cols, rows)) {
-        return;
-    }
-    terminal.backend_mut().set_size(Size::new(cols, rows));
-    // Fixed viewports never resize themselves; this also clears, so the next frame is whole.
-    let _ = terminal.resize(Rect::new(0, 0, cols, rows));
-    setup.set_record(|r| (r.cols, r.rows) = (cols, rows));
-}
-
-/// Draws one frame and returns its bytes (empty when nothing changed on screen).
-fn render(
-    terminal: &mut Terminal<AnsiBackend>,
-    app: &mut App,
-    options: ui::Options,
-    metrics: &Metrics,
-) -> Vec<u8> {
-    let started = std::time::Instant::now();
-    let mut viewport = Viewport::default();
-    if terminal.draw(|frame| viewport = ui::draw(frame, app, options)).is_ok() {
-        app.set_viewport(viewport);
-    }
-    metrics.rendered(started.elapsed().as_secs_f64());
-    terminal.backend_mut().take_output()
 }
 
 /// Debug builds only: the user name `sshbio-test-panic` makes the session task panic after the
