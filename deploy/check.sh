@@ -57,14 +57,14 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== shell scripts"
-for script in deploy/docker-entrypoint.sh deploy/healthcheck.sh deploy/check.sh; do
+for script in deploy/docker-entrypoint.sh deploy/healthcheck.sh deploy/check.sh deploy/nspawn-test.sh; do
     interpreter="sh"
     head -n1 "$script" | grep -q bash && interpreter=bash
     if "$interpreter" -n "$script"; then ok "$script parses ($interpreter -n)"; else fail "$script does not parse"; fi
     if [ -x "$script" ]; then ok "$script is executable"; else fail "$script is not executable (chmod +x)"; fi
 done
 if command -v shellcheck >/dev/null; then
-    if out=$(shellcheck deploy/docker-entrypoint.sh deploy/healthcheck.sh deploy/check.sh 2>&1); then
+    if out=$(shellcheck deploy/*.sh 2>&1); then
         ok "shellcheck"
     else
         fail "shellcheck:"
