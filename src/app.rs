@@ -8,6 +8,7 @@ use ratatui::layout::{Position, Rect};
 
 use crate::content::Content;
 use crate::input::{Event, Key, Mouse};
+use crate::room::{Audience, PresenterPosition};
 
 /// Lines moved by one mouse-wheel notch.
 const WHEEL_LINES: usize = 3;
@@ -37,6 +38,25 @@ pub enum Overlay {
     Help,
 }
 
+/// How this visitor relates to a presenter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// Nobody is presenting.
+    NoPresenter,
+    /// The view moves with the presenter's.
+    Following,
+    /// A presenter is on, but this visitor browses on their own (`f` to follow again).
+    Browsing,
+}
+
+/// Who this session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Visitor,
+    /// Authenticated as the presenter: every move is published to followers.
+    Presenter,
+}
+
 /// Geometry of the last frame, fed back by the session after each draw so scrolling can be
 /// clamped and clicks hit-tested without the app knowing how to lay anything out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,6 +84,33 @@ pub struct App {
     mouse: bool,
     /// Geometry of the last drawn frame.
     viewport: Viewport,
+    /// Visitor or presenter.
+    role: Role,
+    /// Follow mode (visitors only).
+    follow: Follow,
+    /// The latest presenter position, to jump to when the visitor starts following again.
+    presenter: Option<PresenterPosition>,
+    /// Connected/following counts, when the owner shows them.
+    audience: Option<Audience>,
+}
+
+/// Keys that move the view (and so leave follow mode).
+fn is_navigation(key: Key) -> bool {
+    matches!(
+        key,
+        Key::Right
+            | Key::Left
+            | Key::Tab
+            | Key::BackTab
+            | Key::Up
+            | Key::Down
+            | Key::PageUp
+            | Key::PageDown
+            | Key::Home
+            | Key::End
+            | Key::Backspace
+            | Key::Char('h' | 'l' | 'j' | 'k' | 'g' | 'G' | ' ' | '1'..='9')
+    )
 }
 
 impl App {
@@ -77,6 +124,10 @@ impl App {
             overlay: Overlay::None,
             mouse: true,
             viewport: Viewport::default(),
+            role: Role::Visitor,
+            follow: Follow::NoPresenter,
+            presenter: None,
+            audience: None,
         };
         if let Some(route) = route {
             if let Some(i) = app.content.section_index(route) {
@@ -126,6 +177,62 @@ impl App {
         self.mouse
     }
 
+    /// Makes this the presenter's view.
+    pub fn set_role(&mut self, role: Role) {
+        self.role = role;
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn follow(&self) -> Follow {
+        self.follow
+    }
+
+    pub fn is_following(&self) -> bool {
+        self.follow == Follow::Following
+    }
+
+    /// Where this view is, as a presenter publishes it.
+    pub fn position(&self) -> PresenterPosition {
+        PresenterPosition { page: self.selected, scroll: self.scroll }
+    }
+
+    /// The audience figures to show (`None` hides them).
+    pub fn audience(&self) -> Option<Audience> {
+        self.audience.filter(|_| self.content.show_audience)
+    }
+
+    pub fn set_audience(&mut self, audience: Audience) {
+        self.audience = Some(audience);
+    }
+
+    /// The presenter moved, arrived (`Some`) or left (`None`). Followers jump to the position;
+    /// when the presenter leaves, everyone stays where they are.
+    pub fn set_presenter(&mut self, position: Option<PresenterPosition>) {
+        if self.role == Role::Presenter {
+            return;
+        }
+        self.presenter = position;
+        match (position, self.follow) {
+            (None, _) => self.follow = Follow::NoPresenter,
+            (Some(p), Follow::NoPresenter | Follow::Following) => {
+                self.follow = Follow::Following;
+                self.go_to(p);
+            }
+            (Some(_), Follow::Browsing) => {}
+        }
+    }
+
+    fn go_to(&mut self, position: PresenterPosition) {
+        if position.page < self.page_count() {
+            self.selected = position.page;
+            // Clamped at the next draw, when this visitor's own geometry is known.
+            self.scroll = position.scroll;
+        }
+    }
+
     /// Records the geometry of the frame just drawn and clamps the scroll to it.
     pub fn set_viewport(&mut self, viewport: Viewport) {
         self.viewport = viewport;
@@ -169,7 +276,25 @@ impl App {
             self.overlay = Overlay::None;
             return Some(Effect::Redraw);
         }
-        let before = (self.selected, self.scroll);
+        if key == Key::Char('f') && self.role == Role::Visitor {
+            return match (self.follow, self.presenter) {
+                (Follow::Following, _) => {
+                    self.follow = Follow::Browsing;
+                    Some(Effect::Redraw)
+                }
+                (Follow::Browsing, Some(p)) => {
+                    self.follow = Follow::Following;
+                    self.go_to(p);
+                    Some(Effect::Redraw)
+                }
+                _ => None,
+            };
+        }
+        let before = (self.selected, self.scroll, self.follow);
+        if self.follow == Follow::Following && is_navigation(key) {
+            // Moving on your own leaves follow mode; the banner says how to come back.
+            self.follow = Follow::Browsing;
+        }
         match key {
             Key::Char('?') => {
                 self.overlay = Overlay::Help;
@@ -190,11 +315,14 @@ impl App {
             Key::End | Key::Char('G') => self.scroll = self.max_scroll(),
             _ => {}
         }
-        (before != (self.selected, self.scroll)).then_some(Effect::Redraw)
+        (before != (self.selected, self.scroll, self.follow)).then_some(Effect::Redraw)
     }
 
     fn handle_mouse(&mut self, mouse: Mouse) -> Option<Effect> {
         let before = (self.selected, self.scroll, self.overlay);
+        if self.follow == Follow::Following && self.overlay == Overlay::None {
+            self.follow = Follow::Browsing;
+        }
         match mouse {
             Mouse::ScrollDown { .. } => self.scroll_down(WHEEL_LINES),
             Mouse::ScrollUp { .. } => self.scroll_up(WHEEL_LINES),
@@ -207,7 +335,12 @@ impl App {
                 }
             }
         }
-        (before != (self.selected, self.scroll, self.overlay)).then_some(Effect::Redraw)
+        let moved = before != (self.selected, self.scroll, self.overlay);
+        if !moved && self.follow == Follow::Browsing && self.presenter.is_some() {
+            // A stray click that changed nothing does not leave follow mode.
+            self.follow = Follow::Following;
+        }
+        moved.then_some(Effect::Redraw)
     }
 
     pub fn next_page(&mut self) {
@@ -330,6 +463,41 @@ mod tests {
         let content = Arc::new(content);
         assert_eq!(App::new(content.clone(), Some("EBPF")).selected(), 6);
         assert_eq!(App::new(content, Some("nobody")).selected(), 0);
+    }
+
+    #[test]
+    fn followers_follow_leave_with_f_or_navigation_and_stay_when_the_presenter_leaves() {
+        let mut app = app();
+        app.set_presenter(Some(PresenterPosition { page: 3, scroll: 2 }));
+        assert_eq!((app.selected(), app.follow()), (3, Follow::Following));
+        app.set_presenter(Some(PresenterPosition { page: 5, scroll: 0 }));
+        assert_eq!(app.selected(), 5);
+        assert_eq!(key(&mut app, Key::Char('f')), Some(Effect::Redraw));
+        assert_eq!(app.follow(), Follow::Browsing);
+        app.set_presenter(Some(PresenterPosition { page: 1, scroll: 0 }));
+        assert_eq!(app.selected(), 5, "browsing visitors stay put");
+        key(&mut app, Key::Char('f'));
+        assert_eq!((app.selected(), app.follow()), (1, Follow::Following), "f jumps back to the speaker");
+        key(&mut app, Key::Char('j'));
+        assert_eq!(app.follow(), Follow::Browsing, "moving on your own leaves follow mode");
+        key(&mut app, Key::Char('f'));
+        app.set_presenter(None);
+        assert_eq!(
+            (app.selected(), app.follow()),
+            (1, Follow::NoPresenter),
+            "stays where the speaker left it"
+        );
+        assert_eq!(key(&mut app, Key::Char('f')), None, "nothing to follow");
+    }
+
+    #[test]
+    fn the_presenter_is_never_moved_by_the_room() {
+        let mut app = app();
+        app.set_role(Role::Presenter);
+        app.set_presenter(Some(PresenterPosition { page: 4, scroll: 0 }));
+        assert_eq!(app.selected(), 0);
+        key(&mut app, Key::Char('3'));
+        assert_eq!(app.position(), PresenterPosition { page: 2, scroll: 0 });
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct Content {
     pub sections: Vec<Section>,
     /// Links with labels; may be empty.
     pub links: Vec<Link>,
+    /// Whether screens show how many people are connected (`show_audience`, default true).
+    #[serde(skip)]
+    pub show_audience: bool,
 }
 
 /// One titled part of the bio.
@@ -85,6 +88,7 @@ struct RawContent {
     sections: Spanned<Vec<Spanned<RawSection>>>,
     #[serde(default)]
     links: Vec<Spanned<RawLink>>,
+    show_audience: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -210,7 +214,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Content, ContentError> {
         links.push(Link { label, url });
     }
 
-    Ok(Content { name, headline, intro, sections, links })
+    Ok(Content { name, headline, intro, sections, links, show_audience: raw.show_audience.unwrap_or(true) })
 }
 
 impl Content {

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod preview;
 pub mod proxy;
 pub mod reload;
+pub mod room;
 pub mod sanitize;
 pub mod server;
 pub mod ssh;

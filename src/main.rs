@@ -82,6 +82,10 @@ struct ServeArgs {
     /// protocol v1/v2 header carrying the client's real address. Off when empty.
     #[arg(long, env = "SSHBIO_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// authorized_keys-style file of public keys that may log in as `present` and lead the
+    /// audience (follow mode). Presenting is off without it.
+    #[arg(long, env = "SSHBIO_PRESENTER_KEYS")]
+    presenter_keys: Option<PathBuf>,
     /// Offer only the post-quantum hybrid key exchange (mlkem768x25519). Clients older than
     /// OpenSSH 9.9 (e.g. Debian 12's 9.2) then cannot connect, so it is off by default.
     #[arg(long, env = "SSHBIO_PQ_ONLY_KEX")]
@@ -177,6 +181,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         keepalive_interval: Duration::from_secs(args.keepalive.max(1)),
         drain_timeout: Duration::from_secs(args.drain_timeout),
         pq_only_kex: args.pq_only_kex,
+        presenter_keys: match &args.presenter_keys {
+            Some(path) => sshbio::ssh::hostkey::load_authorized_keys(path)?,
+            None => Vec::new(),
+        },
         ..Settings::default()
     };
     let limits = Limits {
@@ -197,8 +205,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             content = %args.content.display(),
             "serving; connect with: ssh -p {} {}",
             args.listen.port(),
-            args.listen.ip()
+            if args.listen.ip().is_unspecified() { "localhost".to_string() } else { args.listen.ip().to_string() }
         );
+        if !settings.presenter_keys.is_empty() {
+            tracing::info!(keys = settings.presenter_keys.len(), "presenter keys loaded: ssh present@host leads the room");
+        }
         let metrics = Arc::new(sshbio::metrics::Metrics::new());
         if let Some(addr) = args.metrics_listen {
             let http = tokio::net::TcpListener::bind(addr)
@@ -247,7 +258,12 @@ async fn shutdown_signal() {
 fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     match content::load(path) {
         Ok(bio) => {
-            println!("{}: ok ({} sections, {} links)", path.display(), bio.sections.len(), bio.links.len());
+            out(&format!(
+                "{}: ok ({} sections, {} links)\n",
+                path.display(),
+                bio.sections.len(),
+                bio.links.len()
+            ));
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -259,7 +275,7 @@ fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
 
 fn render(path: &std::path::Path, width: usize) -> anyhow::Result<ExitCode> {
     let bio = content::load(path)?;
-    print!("{}", bio.plain_text(width.clamp(20, 500)));
+    out(&bio.plain_text(width.clamp(20, 500)));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -278,16 +294,25 @@ fn fingerprint(keys: &std::path::Path, host: &str) -> anyhow::Result<ExitCode> {
         );
     }
     let key = hostkey::load_or_create(keys)?;
-    println!("{}", key.fingerprint());
+    let mut text = format!("{}\n", key.fingerprint());
     for record in key.sshfp_records(host) {
-        println!("{record}");
+        text.push_str(&record);
+        text.push('\n');
     }
+    out(&text);
     Ok(ExitCode::SUCCESS)
 }
 
 fn keygen(keys: &std::path::Path) -> anyhow::Result<ExitCode> {
     let key = hostkey::load_or_create(keys)?;
     let verb = if key.created { "created" } else { "exists" };
-    println!("{} {verb}: {}", key.path.display(), key.fingerprint());
+    out(&format!("{} {verb}: {}\n", key.path.display(), key.fingerprint()));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to stdout; a closed pipe (`sshbio render | head`) just ends the output.
+fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
 }

@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use crate::content::Content;
 use crate::metrics::Metrics;
 use crate::proxy::{ClientStream, Trusted};
+use crate::room::{AUDIENCE_TICK, Room};
 use crate::ssh::{self, Refusal, Settings, Shared};
 
 /// Connection limits, all checked before any SSH work is done.
@@ -127,8 +128,24 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let drain = config.settings.drain_timeout;
     let metrics = config.metrics.clone();
-    let shared =
-        Arc::new(Shared::new(config.host_key, config.content, stop_rx, config.settings, metrics.clone()));
+    let room = Room::new();
+    let shared = Arc::new(Shared::new(
+        config.host_key,
+        config.content,
+        stop_rx,
+        config.settings,
+        metrics.clone(),
+        room.clone(),
+    ));
+    // Audience counts reach screens at most once a tick, however many people join or leave.
+    let ticker = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(AUDIENCE_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            room.publish_audience();
+        }
+    });
     let trusted = Arc::new(config.trusted_proxies);
     let registry =
         Arc::new(Registry { limits: config.limits.clone(), addresses: Mutex::new(HashMap::new()) });
@@ -206,6 +223,7 @@ pub async fn run(
     }
 
     metrics.set_ready(false);
+    ticker.abort();
     tracing::info!(open = tasks.len(), "shutting down: telling open sessions");
     drop(listener);
     let _ = stop_tx.send(true);

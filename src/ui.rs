@@ -12,7 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
 use unicode_width::UnicodeWidthStr;
 
-use crate::app::{App, Overlay, Page, Viewport};
+use crate::app::{App, Follow, Overlay, Page, Role, Viewport};
 use crate::text::wrap;
 
 /// Smallest terminal the layout works in; below it a short message asks for more room.
@@ -39,6 +39,8 @@ pub struct Theme {
     pub hint: Style,
     pub thumb: Style,
     pub track: Style,
+    pub banner: Style,
+    pub audience: Style,
 }
 
 const ACCENT: Color = Color::Rgb(0x5f, 0x87, 0xd7);
@@ -60,6 +62,8 @@ pub const THEME: Theme = Theme {
     hint: Style::new().add_modifier(Modifier::DIM),
     thumb: Style::new().fg(ACCENT),
     track: Style::new().add_modifier(Modifier::DIM),
+    banner: Style::new().fg(WARM).add_modifier(Modifier::BOLD.union(Modifier::REVERSED)),
+    audience: Style::new().fg(ACCENT),
 };
 
 /// Per-connection drawing choices that depend on the client's terminal.
@@ -84,11 +88,22 @@ pub fn draw(frame: &mut Frame, app: &App, options: Options) -> Viewport {
     }
     let content = app.content();
     let header_height = if content.intro.is_some() { 3 } else { 2 };
-    let [header, main, footer] =
-        Layout::vertical([Constraint::Length(header_height), Constraint::Min(3), Constraint::Length(1)])
-            .areas(area);
+    let banner_height = u16::from(banner_text(app).is_some());
+    let [header, banner, main, footer] = Layout::vertical([
+        Constraint::Length(header_height),
+        Constraint::Length(banner_height),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(area);
 
     draw_header(frame, app, header);
+    if let Some(text) = banner_text(app) {
+        frame.render_widget(
+            Paragraph::new(Line::styled(text, THEME.banner)).centered().style(THEME.banner),
+            banner,
+        );
+    }
     let mut viewport = Viewport::default();
     let body_area = if area.width >= WIDE_FROM {
         let nav_width = (0..app.page_count())
@@ -128,6 +143,25 @@ fn draw_too_small(frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(lines).centered().style(THEME.headline), rect);
 }
 
+/// The one-line follow-mode banner, when a presenter is on.
+fn banner_text(app: &App) -> Option<&'static str> {
+    match (app.role(), app.follow()) {
+        (Role::Presenter, _) => Some("You are presenting: everyone following sees your moves"),
+        (Role::Visitor, Follow::Following) => Some("Following the speaker live · f: browse on your own"),
+        (Role::Visitor, Follow::Browsing) => Some("The speaker is presenting · f: follow along"),
+        (Role::Visitor, Follow::NoPresenter) => None,
+    }
+}
+
+/// `42 here`, and for the presenter `42 here · 40 following`.
+fn audience_text(app: &App) -> Option<String> {
+    let audience = app.audience()?;
+    Some(match app.role() {
+        Role::Presenter => format!("{} here · {} following ", audience.connected, audience.following),
+        Role::Visitor => format!("{} here ", audience.connected),
+    })
+}
+
 fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
     let content = app.content();
     let mut lines = vec![Line::from(vec![
@@ -140,6 +174,10 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
     }
     let block = Block::new().borders(Borders::BOTTOM).border_style(THEME.border);
     frame.render_widget(Paragraph::new(lines).block(block), area.inner(Margin::new(1, 0)));
+    if let Some(text) = audience_text(app) {
+        let first_line = Rect::new(area.x, area.y, area.width, 1);
+        frame.render_widget(Paragraph::new(Line::styled(text, THEME.audience)).right_aligned(), first_line);
+    }
 }
 
 /// The side list of pages, numbered for the 1-9 keys.
@@ -330,7 +368,7 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
 
 /// The keys, in a box over the page.
 fn draw_help(frame: &mut Frame, area: Rect) {
-    let rows: [(&str, &str); 9] = [
+    let rows: [(&str, &str); 10] = [
         ("←/→  h/l  Tab", "previous / next section"),
         ("1-9", "jump to a section"),
         ("↑/↓  j/k", "scroll a line"),
@@ -338,6 +376,7 @@ fn draw_help(frame: &mut Frame, area: Rect) {
         ("Home/End  g/G", "top / bottom"),
         ("mouse", "wheel scrolls, click picks a section"),
         ("m", "mouse on/off (off lets you select text)"),
+        ("f", "follow the speaker / browse on your own"),
         ("?", "this help (any key closes it)"),
         ("q  Esc  Ctrl-C", "quit"),
     ];

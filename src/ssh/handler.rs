@@ -6,14 +6,15 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use russh::server::{Auth, Msg, Session};
+use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure, Pty};
+use russh::{MethodKind, MethodSet};
 use tokio::io::AsyncWrite;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::session::{self, SessionSetup, Writer};
 use super::stream::Meter;
-use super::{Record, Shared, clamp_size};
+use super::{PRESENTER_USER, Record, Shared, clamp_size};
 use crate::sanitize;
 
 /// Input chunks queued for the session task before further input is dropped: with packets of
@@ -59,6 +60,8 @@ pub struct Connection {
     user: String,
     /// The one session channel this connection may have.
     channel: Option<ChannelState>,
+    /// Authenticated as the presenter with a listed key.
+    presenter: bool,
 }
 
 impl Connection {
@@ -69,7 +72,22 @@ impl Connection {
         record: Arc<Mutex<Record>>,
         authed: oneshot::Sender<()>,
     ) -> Self {
-        Self { shared, peer, meter, record, authed: Some(authed), user: String::new(), channel: None }
+        Self {
+            shared,
+            peer,
+            meter,
+            record,
+            authed: Some(authed),
+            user: String::new(),
+            channel: None,
+            presenter: false,
+        }
+    }
+
+    /// True for the presenter user name with a key from the configured list.
+    fn is_presenter_key(&self, user: &str, key: &russh::keys::PublicKey) -> bool {
+        user == PRESENTER_USER
+            && self.shared.settings.presenter_keys.iter().any(|k| k.key_data() == key.key_data())
     }
 
     fn channel_mut(&mut self, id: ChannelId) -> Option<&mut ChannelState> {
@@ -91,6 +109,7 @@ impl Connection {
         let meter = self.meter.clone();
         let record = self.record.clone();
         let user = self.user.clone();
+        let presenter = self.presenter;
         let Some(state) = self.channel_mut(id) else { return false };
         if state.started {
             return false;
@@ -108,6 +127,7 @@ impl Connection {
             meter,
             record,
             user,
+            presenter,
             pty: state.pty.clone(),
             env: std::mem::take(&mut state.env),
             input: None,
@@ -137,9 +157,30 @@ impl russh::server::Handler for Connection {
     type Error = anyhow::Error;
 
     async fn auth_none(&mut self, user: &str) -> HandlerResult<Auth> {
+        if user == PRESENTER_USER {
+            // The presenter proves who they are with a listed key; everyone else needs nothing.
+            let proceed = (!self.shared.settings.presenter_keys.is_empty())
+                .then(|| MethodSet::from(&[MethodKind::PublicKey][..]));
+            return Ok(Auth::Reject { proceed_with_methods: proceed, partial_success: false });
+        }
         self.user = sanitize::clean_short(user, 64);
         let user = self.user.clone();
         self.update_record(|r| r.user = user);
+        Ok(Auth::Accept)
+    }
+
+    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> HandlerResult<Auth> {
+        Ok(if self.is_presenter_key(user, offer.public_key) { Auth::Accept } else { Auth::reject() })
+    }
+
+    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> HandlerResult<Auth> {
+        if !self.is_presenter_key(user, key.public_key) {
+            return Ok(Auth::reject());
+        }
+        self.presenter = true;
+        self.user = PRESENTER_USER.into();
+        self.update_record(|r| r.user = PRESENTER_USER.into());
+        tracing::info!(peer = %self.peer, "presenter authenticated");
         Ok(Auth::Accept)
     }
 

@@ -85,6 +85,26 @@ pub fn load_or_create(dir: &Path) -> Result<HostKey, HostKeyError> {
     }
 }
 
+/// Reads public keys from an authorized_keys-style file: one `type base64 [comment]` per line;
+/// blank lines and `#` comments are skipped. Options before the key type are not supported.
+pub fn load_authorized_keys(path: &Path) -> Result<Vec<russh::keys::PublicKey>, HostKeyError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| HostKeyError::Io { path: path.to_path_buf(), source })?;
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = russh::keys::PublicKey::from_openssh(line).map_err(|e| HostKeyError::Format {
+            path: path.to_path_buf(),
+            message: format!("line {}: {e}", n + 1),
+        })?;
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

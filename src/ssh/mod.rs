@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::content::Content;
 use crate::metrics::Metrics;
+use crate::room::Room;
 use handler::Connection;
 use stream::{Meter, MeteredStream};
 
@@ -45,7 +46,12 @@ pub struct Settings {
     /// A session without events for this long frees its screen buffers: idle visitors then
     /// cost a few KiB instead of two full cell buffers; the next event redraws the screen once.
     pub hibernate_after: Duration,
+    /// Public keys allowed to log in as [`PRESENTER_USER`]; empty disables presenting.
+    pub presenter_keys: Vec<russh::keys::PublicKey>,
 }
+
+/// The user name of the presenter (`ssh present@host` with a listed key).
+pub const PRESENTER_USER: &str = "present";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -59,6 +65,7 @@ impl Default for Settings {
             drain_timeout: Duration::from_secs(5),
             pq_only_kex: false,
             hibernate_after: Duration::from_secs(3),
+            presenter_keys: Vec::new(),
         }
     }
 }
@@ -75,6 +82,8 @@ pub struct Shared {
     pub config: Arc<russh::server::Config>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Audience counts and the presenter's position, shared by all sessions.
+    pub room: Arc<Room>,
 }
 
 impl Shared {
@@ -84,9 +93,10 @@ impl Shared {
         shutdown: watch::Receiver<bool>,
         settings: Settings,
         metrics: Arc<Metrics>,
+        room: Arc<Room>,
     ) -> Self {
         let config = Arc::new(russh_config(key, &settings));
-        Self { content, shutdown, settings, config, metrics }
+        Self { content, shutdown, settings, config, metrics, room }
     }
 }
 
@@ -113,8 +123,12 @@ fn russh_config(key: PrivateKey, settings: &Settings) -> russh::server::Config {
     russh::server::Config {
         // No version number: nothing to fingerprint for scanners.
         server_id: SshId::Standard("SSH-2.0-sshbio".into()),
-        // Only "none": no client ever prompts for a password or key.
-        methods: MethodSet::from(&[MethodKind::None][..]),
+        // Only "none" (plus public keys for the presenter): no visitor is ever prompted.
+        methods: if settings.presenter_keys.is_empty() {
+            MethodSet::from(&[MethodKind::None][..])
+        } else {
+            MethodSet::from(&[MethodKind::None, MethodKind::PublicKey][..])
+        },
         auth_rejection_time: Duration::from_millis(100),
         auth_rejection_time_initial: Some(Duration::ZERO),
         max_auth_attempts: 4,

@@ -17,7 +17,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use super::stream::Meter;
 use super::{End, Record, Shared, clamp_size};
-use crate::app::{App, Effect, Viewport};
+use crate::app::{App, Effect, Role, Viewport};
 use crate::commands;
 use crate::input::{Decoder, Event};
 use crate::metrics::Metrics;
@@ -41,6 +41,8 @@ pub struct SessionSetup {
     pub record: Arc<Mutex<Record>>,
     /// The SSH user name: the route to a section.
     pub user: String,
+    /// Authenticated as the presenter: this session's moves are published to followers.
+    pub presenter: bool,
     /// TERM and size, when the client asked for a pty.
     pub pty: Option<(String, u16, u16)>,
     pub env: Vec<(String, String)>,
@@ -186,7 +188,19 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
     };
 
     let content = content_rx.borrow_and_update().clone();
-    let mut app = App::new(content, Some(&setup.user));
+    let route = (!setup.presenter).then_some(setup.user.as_str());
+    let mut app = App::new(content, route);
+    let room = setup.shared.room.clone();
+    let mut seat = room.join();
+    let mut audience = room.audience();
+    let mut presenter = room.presenter();
+    app.set_audience(room.counts());
+    let stage = setup.presenter.then(|| {
+        app.set_role(Role::Presenter);
+        room.present(app.position())
+    });
+    app.set_presenter(*presenter.borrow_and_update());
+    seat.set_following(app.is_following());
     let mut screen = Screen::new(cols, rows, depth, options);
     let mut decoder = Decoder::default();
     let mut events = Vec::new();
@@ -226,6 +240,14 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
                 setup.set_record(|r| (r.cols, r.rows) = (cols, rows));
                 dirty = true;
             }
+            Ok(()) = presenter.changed() => {
+                app.set_presenter(*presenter.borrow_and_update());
+                dirty = true;
+            }
+            Ok(()) = audience.changed() => {
+                app.set_audience(*audience.borrow_and_update());
+                dirty = app.audience().is_some();
+            }
             Ok(()) = content_rx.changed() => {
                 app.set_content(content_rx.borrow_and_update().clone());
                 dirty = true;
@@ -260,6 +282,10 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
                 Some(Effect::Redraw) => dirty = true,
                 None => {}
             }
+        }
+        seat.set_following(app.is_following());
+        if let Some(stage) = &stage {
+            stage.moved(app.position());
         }
         if dirty {
             raw.extend_from_slice(&screen.render(&mut app, &setup.shared.metrics));

@@ -1,0 +1,198 @@
+//! What all sessions of one server share while a talk is on: how many visitors are connected,
+//! how many follow the presenter, and where the presenter is. Newest-value channels only
+//! (`watch`), so a follower that is slow to draw skips to the latest position instead of
+//! queueing moves. No I/O and no SSH here.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+/// Where the presenter is: followers show the same page and line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresenterPosition {
+    /// Navigation index of the page (sections, then links).
+    pub page: usize,
+    /// First visible line of the page text.
+    pub scroll: usize,
+}
+
+/// The audience figures shown in headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Audience {
+    /// Interactive sessions open now (the presenter included).
+    pub connected: usize,
+    /// Visitors following the presenter now.
+    pub following: usize,
+}
+
+/// Shared room state. Cheap to clone behind an `Arc`.
+#[derive(Debug)]
+pub struct Room {
+    connected: AtomicUsize,
+    following: AtomicUsize,
+    presenters: AtomicUsize,
+    /// `None` while nobody presents.
+    presenter: watch::Sender<Option<PresenterPosition>>,
+    /// Published by [`Room::publish_audience`] at most once per tick.
+    audience: watch::Sender<Audience>,
+}
+
+impl Default for Room {
+    fn default() -> Self {
+        Self {
+            connected: AtomicUsize::new(0),
+            following: AtomicUsize::new(0),
+            presenters: AtomicUsize::new(0),
+            presenter: watch::channel(None).0,
+            audience: watch::channel(Audience::default()).0,
+        }
+    }
+}
+
+/// How often audience counts are published: joins and leaves in between cost one redraw.
+pub const AUDIENCE_TICK: Duration = Duration::from_secs(1);
+
+impl Room {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Counts an interactive session until the guard is dropped.
+    pub fn join(self: &Arc<Self>) -> Seat {
+        self.connected.fetch_add(1, Ordering::Relaxed);
+        Seat { room: self.clone(), following: false }
+    }
+
+    pub fn presenter(&self) -> watch::Receiver<Option<PresenterPosition>> {
+        self.presenter.subscribe()
+    }
+
+    pub fn audience(&self) -> watch::Receiver<Audience> {
+        self.audience.subscribe()
+    }
+
+    /// The current counts (not throttled).
+    pub fn counts(&self) -> Audience {
+        Audience {
+            connected: self.connected.load(Ordering::Relaxed),
+            following: self.following.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Publishes the counts if they changed. Called once per [`AUDIENCE_TICK`] by the server.
+    pub fn publish_audience(&self) {
+        let counts = self.counts();
+        self.audience.send_if_modified(|current| {
+            let changed = *current != counts;
+            *current = counts;
+            changed
+        });
+    }
+
+    /// Starts presenting; the position is published to every follower until the guard drops.
+    pub fn present(self: &Arc<Self>, position: PresenterPosition) -> Stage {
+        self.presenters.fetch_add(1, Ordering::Relaxed);
+        self.presenter.send_replace(Some(position));
+        Stage { room: self.clone() }
+    }
+}
+
+/// One interactive session's place in the room.
+#[derive(Debug)]
+pub struct Seat {
+    room: Arc<Room>,
+    following: bool,
+}
+
+impl Seat {
+    /// Records whether this visitor follows the presenter.
+    pub fn set_following(&mut self, following: bool) {
+        if following != self.following {
+            self.following = following;
+            if following {
+                self.room.following.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.room.following.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.set_following(false);
+        self.room.connected.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The presenter's hold on the room.
+#[derive(Debug)]
+pub struct Stage {
+    room: Arc<Room>,
+}
+
+impl Stage {
+    /// Moves every follower (only the newest position is kept).
+    pub fn moved(&self, position: PresenterPosition) {
+        self.room.presenter.send_if_modified(|current| {
+            let changed = *current != Some(position);
+            *current = Some(position);
+            changed
+        });
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        // The last presenter to leave ends follow mode; visitors stay where they are.
+        if self.room.presenters.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.room.presenter.send_replace(None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seats_and_followers_are_counted_and_released() {
+        let room = Room::new();
+        let mut a = room.join();
+        let b = room.join();
+        a.set_following(true);
+        a.set_following(true);
+        assert_eq!(room.counts(), Audience { connected: 2, following: 1 });
+        drop(a);
+        drop(b);
+        assert_eq!(room.counts(), Audience::default());
+    }
+
+    #[test]
+    fn followers_see_only_the_newest_position_and_the_end() {
+        let room = Room::new();
+        let mut rx = room.presenter();
+        let stage = room.present(PresenterPosition { page: 0, scroll: 0 });
+        for scroll in 0..100 {
+            stage.moved(PresenterPosition { page: 2, scroll });
+        }
+        assert_eq!(*rx.borrow_and_update(), Some(PresenterPosition { page: 2, scroll: 99 }));
+        drop(stage);
+        assert!(rx.has_changed().unwrap_or(false));
+        assert_eq!(*rx.borrow_and_update(), None);
+    }
+
+    #[test]
+    fn audience_is_published_only_when_it_changes() {
+        let room = Room::new();
+        let mut rx = room.audience();
+        let _seat = room.join();
+        room.publish_audience();
+        assert!(rx.has_changed().unwrap_or(false));
+        rx.borrow_and_update();
+        room.publish_audience();
+        assert!(!rx.has_changed().unwrap_or(true));
+    }
+}
