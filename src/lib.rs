@@ -6,6 +6,7 @@
 //! events, `terminal` turns frames into bytes; both are pure.
 
 pub mod app;
+pub mod cluster;
 pub mod commands;
 pub mod content;
 pub mod http;

@@ -86,6 +86,10 @@ struct ServeArgs {
     /// audience (follow mode). Presenting is off without it.
     #[arg(long, env = "SSHBIO_PRESENTER_KEYS")]
     presenter_keys: Option<PathBuf>,
+    /// Share presenter moves and audience counts with other replicas through this Redis
+    /// server (e.g. redis://10.0.0.5:6379/). Without it each replica is its own room.
+    #[arg(long, env = "SSHBIO_REDIS")]
+    redis: Option<String>,
     /// Offer only the post-quantum hybrid key exchange (mlkem768x25519). Clients older than
     /// OpenSSH 9.9 (e.g. Debian 12's 9.2) then cannot connect, so it is off by default.
     #[arg(long, env = "SSHBIO_PQ_ONLY_KEX")]
@@ -226,6 +230,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         if !args.trusted_proxies.is_empty() {
             tracing::info!(networks = ?args.trusted_proxies, "PROXY protocol required from these networks");
         }
+        let room = sshbio::room::Room::new();
+        if let Some(url) = &args.redis {
+            sshbio::cluster::spawn(url.clone(), room.clone()).context("invalid --redis URL")?;
+        }
         let config = ServerConfig {
             host_key: key.key,
             content: content_rx,
@@ -233,6 +241,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             limits,
             trusted_proxies: sshbio::proxy::Trusted(args.trusted_proxies.clone()),
             metrics: metrics.clone(),
+            room,
         };
         sshbio::reload::spawn(args.content.clone(), content_tx, metrics);
         server::run(listener, config, shutdown_signal()).await?;

@@ -3,9 +3,10 @@
 //! (`watch`), so a follower that is slow to draw skips to the latest position instead of
 //! queueing moves. No I/O and no SSH here.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -37,7 +38,14 @@ pub struct Room {
     presenter: watch::Sender<Option<PresenterPosition>>,
     /// Published by [`Room::publish_audience`] at most once per tick.
     audience: watch::Sender<Audience>,
+    /// The position of a presenter connected to this process, for other replicas.
+    local_presenter: watch::Sender<Option<PresenterPosition>>,
+    /// Other replicas' counts (when shared through Redis), with when each was heard.
+    remote_audience: Mutex<HashMap<u64, (Audience, Instant)>>,
 }
+
+/// Another replica's counts are forgotten when not heard from for this long.
+const REMOTE_EXPIRY: Duration = Duration::from_secs(5);
 
 impl Default for Room {
     fn default() -> Self {
@@ -47,6 +55,8 @@ impl Default for Room {
             presenters: AtomicUsize::new(0),
             presenter: watch::channel(None).0,
             audience: watch::channel(Audience::default()).0,
+            local_presenter: watch::channel(None).0,
+            remote_audience: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -73,12 +83,49 @@ impl Room {
         self.audience.subscribe()
     }
 
-    /// The current counts (not throttled).
-    pub fn counts(&self) -> Audience {
+    /// This process's own counts.
+    pub fn local_counts(&self) -> Audience {
         Audience {
             connected: self.connected.load(Ordering::Relaxed),
             following: self.following.load(Ordering::Relaxed),
         }
+    }
+
+    /// The counts of the whole room: this process plus other replicas heard recently.
+    pub fn counts(&self) -> Audience {
+        let mut total = self.local_counts();
+        if let Ok(mut remote) = self.remote_audience.lock() {
+            remote.retain(|_, (_, heard)| heard.elapsed() < REMOTE_EXPIRY);
+            for (audience, _) in remote.values() {
+                total.connected += audience.connected;
+                total.following += audience.following;
+            }
+        }
+        total
+    }
+
+    /// Records another replica's counts (from the Redis bridge).
+    pub fn set_remote_audience(&self, replica: u64, audience: Audience) {
+        if let Ok(mut remote) = self.remote_audience.lock() {
+            remote.insert(replica, (audience, Instant::now()));
+        }
+    }
+
+    /// A presenter on another replica moved (`Some`) or left (`None`). A presenter connected
+    /// here takes precedence.
+    pub fn set_remote_presenter(&self, position: Option<PresenterPosition>) {
+        if self.presenters.load(Ordering::Relaxed) == 0 {
+            self.presenter.send_if_modified(|current| {
+                let changed = *current != position;
+                *current = position;
+                changed
+            });
+        }
+    }
+
+    /// Positions of a presenter connected to this process (for the Redis bridge).
+    pub fn local_presenter(&self) -> watch::Receiver<Option<PresenterPosition>> {
+        self.local_presenter.subscribe()
     }
 
     /// Publishes the counts if they changed. Called once per [`AUDIENCE_TICK`] by the server.
@@ -95,6 +142,7 @@ impl Room {
     pub fn present(self: &Arc<Self>, position: PresenterPosition) -> Stage {
         self.presenters.fetch_add(1, Ordering::Relaxed);
         self.presenter.send_replace(Some(position));
+        self.local_presenter.send_replace(Some(position));
         Stage { room: self.clone() }
     }
 }
@@ -136,11 +184,13 @@ pub struct Stage {
 impl Stage {
     /// Moves every follower (only the newest position is kept).
     pub fn moved(&self, position: PresenterPosition) {
-        self.room.presenter.send_if_modified(|current| {
-            let changed = *current != Some(position);
-            *current = Some(position);
-            changed
-        });
+        for sender in [&self.room.presenter, &self.room.local_presenter] {
+            sender.send_if_modified(|current| {
+                let changed = *current != Some(position);
+                *current = Some(position);
+                changed
+            });
+        }
     }
 }
 
@@ -149,6 +199,7 @@ impl Drop for Stage {
         // The last presenter to leave ends follow mode; visitors stay where they are.
         if self.room.presenters.fetch_sub(1, Ordering::Relaxed) == 1 {
             self.room.presenter.send_replace(None);
+            self.room.local_presenter.send_replace(None);
         }
     }
 }
@@ -182,6 +233,22 @@ mod tests {
         drop(stage);
         assert!(rx.has_changed().unwrap_or(false));
         assert_eq!(*rx.borrow_and_update(), None);
+    }
+
+    #[test]
+    fn remote_replicas_add_to_the_counts_and_can_lead() {
+        let room = Room::new();
+        let _seat = room.join();
+        room.set_remote_audience(7, Audience { connected: 10, following: 4 });
+        assert_eq!(room.counts(), Audience { connected: 11, following: 4 });
+        assert_eq!(room.local_counts(), Audience { connected: 1, following: 0 });
+        let mut rx = room.presenter();
+        room.set_remote_presenter(Some(PresenterPosition { page: 3, scroll: 1 }));
+        assert_eq!(*rx.borrow_and_update(), Some(PresenterPosition { page: 3, scroll: 1 }));
+        // A local presenter wins over a remote one.
+        let _stage = room.present(PresenterPosition { page: 0, scroll: 0 });
+        room.set_remote_presenter(Some(PresenterPosition { page: 5, scroll: 0 }));
+        assert_eq!(*rx.borrow_and_update(), Some(PresenterPosition { page: 0, scroll: 0 }));
     }
 
     #[test]

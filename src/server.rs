@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Trusted,
     /// Counters and readiness, shared with the HTTP listener.
     pub metrics: Arc<Metrics>,
+    /// Audience and presenter state (shared with other replicas by `cluster`, if configured).
+    pub room: Arc<Room>,
 }
 
 /// How long a trusted proxy gets to send its header.
@@ -128,7 +130,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let drain = config.settings.drain_timeout;
     let metrics = config.metrics.clone();
-    let room = Room::new();
+    let room = config.room.clone();
     let shared = Arc::new(Shared::new(
         config.host_key,
         config.content,

@@ -5,90 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_sshbio");
-
-fn sshbio(args: &[&str]) -> std::process::Output {
-    Command::new(BIN).args(args).env_remove("SSHBIO_LOG").output().unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A server process; killed when dropped.
-struct Process {
-    child: Child,
-    addr: std::net::SocketAddr,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Process {
-    fn start(dir: &Path, extra: &[&str]) -> Self {
-        let port = free_port();
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut child = Command::new(BIN)
-            .args(["--listen", &addr.to_string(), "--content"])
-            .arg(dir.join("content.toml"))
-            .arg("--keys")
-            .arg(dir.join("keys"))
-            .args(extra)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let deadline = Instant::now() + WAIT;
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "server did not start: {}", log.lock().unwrap());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, addr, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn signal(&self, signal: &str) {
-        Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().unwrap();
-    }
-
-    fn wait_log(&self, needle: &str) {
-        let deadline = Instant::now() + WAIT;
-        while !self.log().contains(needle) {
-            assert!(Instant::now() < deadline, "log never showed {needle:?}:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn workdir(name: &str) -> PathBuf {
-    let dir = temp_dir(&format!("cli-{name}"));
-    std::fs::write(dir.join("content.toml"), SHIPPED).unwrap();
-    dir
-}
 
 fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
