@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the bio over SSH (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate a content file; prints file:line:column errors. Exit status 0 or 1.
     Check {
         /// The content file.
@@ -139,7 +139,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None => serve(cli.serve),
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(*args),
         Some(Command::Check { path }) => check(&path),
         Some(Command::Render { content, width }) => render(&content, width),
         Some(Command::Preview { content, section }) => preview(&content, section.as_deref()),
