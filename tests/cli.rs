@@ -252,3 +252,28 @@ fn help_documents_every_flag_with_its_default_and_env() {
     }
     assert!(help.contains("[default: 127.0.0.1:2222]") && help.contains("[env: SSHBIO_LISTEN="));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_have_one_parsable_line_per_session() {
+    let dir = workdir("jsonlog");
+    let server = Process::start(&dir, &["--log-format", "json"]);
+    let conn = connect(server.addr, "json-visitor").await;
+    let mut screen = open_tui(&conn, "xterm", 100, 30, &[]).await;
+    screen.send(b"q").await;
+    screen.wait_close().await;
+    disconnect(conn).await;
+    server.wait_log("session ended");
+    let log = server.log();
+    for line in log.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+    let line = log.lines().find(|l| l.contains("session ended")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let fields = &v["fields"];
+    assert_eq!(fields["user"], "json-visitor");
+    assert_eq!(fields["term"], "xterm");
+    assert_eq!(fields["size"], "100x30");
+    assert_eq!(fields["end"], "quit");
+    assert!(fields["bytes_out"].as_u64().unwrap() > 1000);
+    assert!(fields["duration_ms"].is_u64());
+}

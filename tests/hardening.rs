@@ -282,3 +282,190 @@ async fn a_stalled_reader_is_disconnected() {
     assert!(status.is_ok(), "ssh exited after the server cut the connection");
     still_serves(&server).await;
 }
+
+/// Connects through a "load balancer": writes `header` first, then speaks SSH.
+async fn connect_via_proxy(
+    addr: std::net::SocketAddr,
+    header: &[u8],
+    user: &str,
+) -> Result<Conn, russh::Error> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(header).await.unwrap();
+    let server_key = Arc::new(std::sync::Mutex::new(None));
+    let handler = ClientHandler { server_key: server_key.clone() };
+    let config = Arc::new(russh::client::Config::default());
+    let mut handle = tokio::time::timeout(WAIT, russh::client::connect_stream(config, stream, handler))
+        .await
+        .map_err(|_| russh::Error::ConnectionTimeout)??;
+    if !handle.authenticate_none(user).await?.success() {
+        return Err(russh::Error::NotAuthenticated);
+    }
+    Ok(Conn { handle, server_key })
+}
+
+#[tokio::test]
+async fn proxy_protocol_gives_real_addresses_only_from_trusted_networks() {
+    let limits = Limits { max_per_ip: 1, ..Limits::default() };
+    let metrics = Arc::new(sshbio::metrics::Metrics::new());
+    let server = TestServer::start_with(Options {
+        limits: limits.clone(),
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        metrics: metrics.clone(),
+        ..Options::default()
+    })
+    .await;
+    // Two visitors behind the same balancer, different real addresses: both admitted even
+    // though each address may hold only one connection.
+    let a =
+        connect_via_proxy(server.addr, b"PROXY TCP4 198.51.100.1 10.0.0.1 40000 22\r\n", "a").await.unwrap();
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    v2.extend_from_slice(&[198, 51, 100, 2, 10, 0, 0, 1, 0x9c, 0x41, 0, 22]);
+    let b = connect_via_proxy(server.addr, &v2, "b").await.unwrap();
+    let screen = open_tui(&b, "xterm", 80, 24, &[]).await;
+    assert!(screen.text().contains("Liz Rice"));
+    // A second connection from 198.51.100.1 is over its limit: the limit used the real address.
+    assert!(
+        connect_via_proxy(server.addr, b"PROXY TCP4 198.51.100.1 10.0.0.1 40001 22\r\n", "c").await.is_err()
+    );
+    assert_eq!(metric(&metrics, "sshbio_connections_refused_total{value=\"per-ip-limit\"}"), 1);
+    // A trusted peer without a header is cut off.
+    assert!(try_connect(server.addr, "no-header").await.is_err());
+    assert_eq!(metric(&metrics, "sshbio_connections_refused_total{value=\"proxy-header\"}"), 1);
+    disconnect(a).await;
+
+    // From outside the trusted networks, a header is a spoof: the connection ends.
+    let server = TestServer::start_with(Options {
+        trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+        ..Options::default()
+    })
+    .await;
+    assert!(
+        connect_via_proxy(server.addr, b"PROXY TCP4 203.0.113.9 10.0.0.1 40000 22\r\n", "spoof")
+            .await
+            .is_err()
+    );
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn a_flood_of_keystrokes_does_not_starve_other_sessions() {
+    let server = TestServer::start().await;
+    let conn = connect(server.addr, "flood").await;
+    let flooder = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    let flood = tokio::spawn(async move {
+        let chunk = b"jkjkjkjk".repeat(4096); // 32 KiB of scroll keys per write
+        for _ in 0..128 {
+            // 4 MiB in all
+            if flooder.channel.data(&chunk[..]).await.is_err() {
+                break;
+            }
+        }
+        flooder
+    });
+    let conn = connect(server.addr, "bystander").await;
+    let mut bystander = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    for key in [&b"2"[..], b"3", b"4", b"5"] {
+        let before = bystander.text();
+        bystander.send(key).await;
+        bystander.wait_for("a redraw", |s| s != before).await;
+    }
+    let mut flooder = tokio::time::timeout(Duration::from_secs(60), flood).await.unwrap().unwrap();
+    // The flooding session itself is still alive and answers.
+    flooder.press(b"7", "It was at DockerCon 2017").await;
+}
+
+#[tokio::test]
+async fn keepalives_end_connections_to_dead_clients() {
+    assert!(have("ssh"), "the OpenSSH client is needed");
+    let settings = Settings { keepalive_interval: Duration::from_millis(500), ..Settings::default() };
+    let metrics = Arc::new(sshbio::metrics::Metrics::new());
+    let server =
+        TestServer::start_with(Options { settings, metrics: metrics.clone(), ..Options::default() }).await;
+    let mut args = vec!["-tt".to_string()];
+    args.extend(ssh_args(server.addr, "visitor"));
+    let mut child = tokio::process::Command::new("ssh")
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metric(&metrics, "sshbio_connections_open") == 0 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The client freezes (a laptop lid closes): it stops answering anything.
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while metric(&metrics, "sshbio_connections_open") != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "dead client still connected:\n{}", metrics.encode());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    let _ = child.kill().await;
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_returns_near_its_start_after_a_crowd_and_abuse_leave() {
+    let dir = workdir("memory");
+    let server = Process::start(&dir, &[]);
+    let pid = server.child.id();
+    // Warm up: one full session, so lazily allocated things exist before the baseline.
+    let conn = connect(server.addr, "warmup").await;
+    let mut s = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    s.send(b"q").await;
+    s.wait_close().await;
+    disconnect(conn).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let base = rss_kib(pid);
+
+    // A crowd of 200 sessions at 200x60, each drawing a few frames, plus garbage connections.
+    let mut crowd = Vec::new();
+    for i in 0..200 {
+        let conn = connect(server.addr, &format!("v{i}")).await;
+        let mut screen = open_tui(&conn, "xterm-256color", 200, 60, &[]).await;
+        screen.send(b"6G").await;
+        crowd.push((conn, screen));
+    }
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        let _ = s.write_all(b"SSH-2.0-x\r\n\x00\x00\x10\x00garbage").await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let peak = rss_kib(pid);
+    for (conn, mut screen) in crowd {
+        screen.send(b"q").await;
+        screen.wait_close().await;
+        disconnect(conn).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(pid);
+    eprintln!("server RSS: base {base} KiB, peak {peak} KiB, after {after} KiB");
+    assert!(peak > base, "the crowd used memory");
+    assert!(
+        after <= base + (peak - base) / 2,
+        "memory did not come back: base {base}, peak {peak}, after {after} KiB"
+    );
+    still_serves_addr(server.addr).await;
+}
+
+async fn still_serves_addr(addr: std::net::SocketAddr) {
+    let conn = connect(addr, "visitor").await;
+    let screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    assert!(screen.text().contains("Education & internships"));
+}
