@@ -3,7 +3,7 @@
 //! fixed mode-setting sequences (alternate screen, mouse, restore). Never touches the server's
 //! own tty or environment (ratatui's crossterm backend would: tech notes §2.1, §2.3).
 
-use std::io;
+use std::io::{self, Write};
 
 use ratatui::backend::{Backend, ClearType, WindowSize};
 use ratatui::buffer::{Cell, CellDiffOption};
@@ -121,7 +121,8 @@ impl AnsiBackend {
 
     fn move_to(&mut self, x: u16, y: u16) {
         if self.cursor != Some(Position::new(x, y)) {
-            self.out.extend_from_slice(format!("\x1b[{};{}H", y + 1, x + 1).as_bytes());
+            // Writing into a Vec cannot fail.
+            let _ = write!(self.out, "\x1b[{};{}H", u32::from(y) + 1, u32::from(x) + 1);
         }
     }
 
@@ -131,11 +132,13 @@ impl AnsiBackend {
         if modifier == self.modifier && fg == self.fg && bg == self.bg {
             return;
         }
-        let mut params: Vec<String> = Vec::new();
+        // One SGR sequence with every change, parameters separated by ';'.
+        self.out.extend_from_slice(b"\x1b[");
+        let start = self.out.len();
         let removed = self.modifier - modifier;
         if !removed.is_empty() {
             // Attribute-off codes are uneven across terminals: reset and set everything anew.
-            params.push("0".into());
+            self.out.push(b'0');
             self.fg = Color::Reset;
             self.bg = Color::Reset;
             self.modifier = Modifier::empty();
@@ -152,17 +155,18 @@ impl AnsiBackend {
             (Modifier::CROSSED_OUT, "9"),
         ] {
             if modifier.contains(flag) && !self.modifier.contains(flag) {
-                params.push(code.into());
+                separate(&mut self.out, start);
+                self.out.extend_from_slice(code.as_bytes());
             }
         }
         if fg != self.fg {
-            params.push(sgr_color(fg, false));
+            separate(&mut self.out, start);
+            write_color(&mut self.out, fg, false);
         }
         if bg != self.bg {
-            params.push(sgr_color(bg, true));
+            separate(&mut self.out, start);
+            write_color(&mut self.out, bg, true);
         }
-        self.out.extend_from_slice(b"\x1b[");
-        self.out.extend_from_slice(params.join(";").as_bytes());
         self.out.push(b'm');
         self.fg = fg;
         self.bg = bg;
@@ -186,31 +190,45 @@ impl AnsiBackend {
     }
 }
 
-/// The SGR parameter for a colour already mapped to the terminal's depth. Named colours use the
-/// classic 30-37/90-97 (40-47/100-107) codes, which every colour terminal knows.
-fn sgr_color(color: Color, background: bool) -> String {
-    let base = |code: u8| (if background { code + 10 } else { code }).to_string();
+/// Adds a ';' unless this is the first parameter of the sequence that started at `start`.
+fn separate(out: &mut Vec<u8>, start: usize) {
+    if out.len() > start {
+        out.push(b';');
+    }
+}
+
+/// Writes the SGR parameter for a colour already mapped to the terminal's depth. Named colours
+/// use the classic 30-37/90-97 (40-47/100-107) codes, which every colour terminal knows.
+fn write_color(out: &mut Vec<u8>, color: Color, background: bool) {
     let layer = if background { 48 } else { 38 };
+    // Writing into a Vec cannot fail.
+    let _ = match color {
+        Color::Indexed(i) => write!(out, "{layer};5;{i}"),
+        Color::Rgb(r, g, b) => write!(out, "{layer};2;{r};{g};{b}"),
+        named => write!(out, "{}", named_code(named) + if background { 10 } else { 0 }),
+    };
+}
+
+/// The foreground SGR code of a named colour (the background one is 10 more).
+fn named_code(color: Color) -> u16 {
     match color {
-        Color::Reset => base(39),
-        Color::Black => base(30),
-        Color::Red => base(31),
-        Color::Green => base(32),
-        Color::Yellow => base(33),
-        Color::Blue => base(34),
-        Color::Magenta => base(35),
-        Color::Cyan => base(36),
-        Color::Gray => base(37),
-        Color::DarkGray => base(90),
-        Color::LightRed => base(91),
-        Color::LightGreen => base(92),
-        Color::LightYellow => base(93),
-        Color::LightBlue => base(94),
-        Color::LightMagenta => base(95),
-        Color::LightCyan => base(96),
-        Color::White => base(97),
-        Color::Indexed(i) => format!("{layer};5;{i}"),
-        Color::Rgb(r, g, b) => format!("{layer};2;{r};{g};{b}"),
+        Color::Black => 30,
+        Color::Red => 31,
+        Color::Green => 32,
+        Color::Yellow => 33,
+        Color::Blue => 34,
+        Color::Magenta => 35,
+        Color::Cyan => 36,
+        Color::Gray => 37,
+        Color::DarkGray => 90,
+        Color::LightRed => 91,
+        Color::LightGreen => 92,
+        Color::LightYellow => 93,
+        Color::LightBlue => 94,
+        Color::LightMagenta => 95,
+        Color::LightCyan => 96,
+        Color::White => 97,
+        Color::Reset | Color::Indexed(_) | Color::Rgb(..) => 39,
     }
 }
 
