@@ -204,8 +204,11 @@ impl App {
         self.audience.filter(|_| self.content.show_audience)
     }
 
-    pub fn set_audience(&mut self, audience: Audience) {
+    /// Updates the counts; true when what the header shows changed.
+    pub fn set_audience(&mut self, audience: Audience) -> bool {
+        let before = self.audience();
         self.audience = Some(audience);
+        before != self.audience()
     }
 
     /// The presenter moved, arrived (`Some`) or left (`None`). Followers jump to the position;

@@ -22,3 +22,4 @@ pub mod ssh;
 pub mod terminal;
 pub mod text;
 pub mod ui;
+pub mod web;

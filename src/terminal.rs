@@ -76,6 +76,8 @@ pub struct AnsiBackend {
     cursor: Option<Position>,
     /// Colour depth used for every SGR.
     depth: ColorDepth,
+    /// Whether the cursor is hidden, so ratatui's per-frame hide/show sends bytes only once.
+    cursor_hidden: Option<bool>,
     /// The SGR state the terminal is in, so only changes are sent.
     fg: Color,
     bg: Color,
@@ -88,6 +90,7 @@ impl AnsiBackend {
             out: Vec::with_capacity(8 * 1024),
             size,
             cursor: None,
+            cursor_hidden: None,
             depth,
             fg: Color::Reset,
             bg: Color::Reset,
@@ -322,12 +325,18 @@ impl Backend for AnsiBackend {
     }
 
     fn hide_cursor(&mut self) -> io::Result<()> {
-        self.out.extend_from_slice(b"\x1b[?25l");
+        if self.cursor_hidden != Some(true) {
+            self.out.extend_from_slice(b"\x1b[?25l");
+            self.cursor_hidden = Some(true);
+        }
         Ok(())
     }
 
     fn show_cursor(&mut self) -> io::Result<()> {
-        self.out.extend_from_slice(b"\x1b[?25h");
+        if self.cursor_hidden != Some(false) {
+            self.out.extend_from_slice(b"\x1b[?25h");
+            self.cursor_hidden = Some(false);
+        }
         Ok(())
     }
 
@@ -416,6 +425,19 @@ mod tests {
         assert_eq!(render(ColorDepth::Ansi256), "\x1b[1;1H\x1b[38;5;68;48;5;196mx");
         assert_eq!(render(ColorDepth::Ansi16), "\x1b[1;1H\x1b[94;101mx");
         assert_eq!(render(ColorDepth::None), "\x1b[1;1Hx");
+    }
+
+    #[test]
+    fn an_unchanged_frame_sends_nothing() {
+        use ratatui::Terminal;
+        let mut terminal =
+            Terminal::new(AnsiBackend::new(Size::new(20, 2), ColorDepth::Ansi256)).expect("terminal");
+        let draw = |t: &mut Terminal<AnsiBackend>| {
+            t.draw(|f| f.render_widget(ratatui::widgets::Paragraph::new("hello"), f.area())).expect("draw");
+            t.backend_mut().take_output()
+        };
+        assert!(!draw(&mut terminal).is_empty());
+        assert_eq!(draw(&mut terminal), b"", "no cursor or style bytes for an identical frame");
     }
 
     #[test]

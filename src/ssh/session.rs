@@ -194,7 +194,7 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
     let mut seat = room.join();
     let mut audience = room.audience();
     let mut presenter = room.presenter();
-    app.set_audience(room.counts());
+    let _ = app.set_audience(room.counts());
     let stage = setup.presenter.then(|| {
         app.set_role(Role::Presenter);
         room.present(app.position())
@@ -245,8 +245,7 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
                 dirty = true;
             }
             Ok(()) = audience.changed() => {
-                app.set_audience(*audience.borrow_and_update());
-                dirty = app.audience().is_some();
+                dirty = app.set_audience(*audience.borrow_and_update());
             }
             Ok(()) = content_rx.changed() => {
                 app.set_content(content_rx.borrow_and_update().clone());
