@@ -78,6 +78,18 @@ struct ServeArgs {
     /// Serve Prometheus /metrics and /healthz, /readyz over HTTP on this address (off if unset).
     #[arg(long, env = "SSHBIO_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Serve the web companion page (/ and /bio.json) over HTTP on this address (off if unset).
+    #[arg(long, env = "SSHBIO_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
+    /// The host name visitors use (for the page's `ssh` command and SSHFP records).
+    #[arg(long, env = "SSHBIO_PUBLIC_HOST")]
+    public_host: Option<String>,
+    /// The SSH port visitors use (the load balancer's, e.g. 22).
+    #[arg(long, env = "SSHBIO_PUBLIC_PORT", default_value_t = 22)]
+    public_port: u16,
+    /// The companion page's public URL, for link previews (og:url).
+    #[arg(long, env = "SSHBIO_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Load balancer networks (CIDRs, comma-separated) whose connections start with a PROXY
     /// protocol v1/v2 header carrying the client's real address. Off when empty.
     #[arg(long, env = "SSHBIO_TRUSTED_PROXIES", value_delimiter = ',')]
@@ -227,6 +239,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 }
             });
         }
+        if let Some(addr) = args.http_listen {
+            let http = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for the web page"))?;
+            tracing::info!(listen = %http.local_addr()?, "web companion page on http://{addr}/");
+            let info = page_info(&args, &key);
+            let router = sshbio::web::router(content_rx.clone(), Arc::new(info));
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(http, router).await {
+                    tracing::error!(error = %e, "web listener failed");
+                }
+            });
+        }
         if !args.trusted_proxies.is_empty() {
             tracing::info!(networks = ?args.trusted_proxies, "PROXY protocol required from these networks");
         }
@@ -248,6 +273,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// What the web page tells visitors: the command to run and how to check the host key.
+fn page_info(args: &ServeArgs, key: &hostkey::HostKey) -> sshbio::web::PageInfo {
+    let (ssh_command, sshfp) = match &args.public_host {
+        Some(host) if args.public_port == 22 => (format!("ssh {host}"), key.sshfp_records(host)),
+        Some(host) => (format!("ssh -p {} {host}", args.public_port), key.sshfp_records(host)),
+        None => (format!("ssh -p {} localhost", args.listen.port()), Vec::new()),
+    };
+    sshbio::web::PageInfo {
+        ssh_command,
+        fingerprint: key.fingerprint(),
+        sshfp,
+        base_url: args.public_url.clone(),
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.

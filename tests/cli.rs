@@ -277,3 +277,40 @@ async fn json_logs_have_one_parsable_line_per_session() {
     assert!(fields["bytes_out"].as_u64().unwrap() > 1000);
     assert!(fields["duration_ms"].is_u64());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_page_is_served_and_follows_reloads() {
+    let dir = workdir("web");
+    let port = free_port();
+    let http: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = Process::start(
+        &dir,
+        &[
+            "--http-listen",
+            &http.to_string(),
+            "--public-host",
+            "bio.example.com",
+            "--public-url",
+            "https://bio.example.com/",
+        ],
+    );
+    server.wait_log("web companion page");
+    let (status, body) = tokio::task::spawn_blocking(move || http_get(http, "/")).await.unwrap();
+    assert_eq!(status, 200);
+    let out =
+        sshbio(&["fingerprint", "--keys", dir.join("keys").to_str().unwrap(), "--host", "bio.example.com"]);
+    let fingerprint = String::from_utf8_lossy(&out.stdout).lines().next().unwrap().to_string();
+    for needle in
+        ["Liz Rice", "Silicon Valley", "ssh bio.example.com", fingerprint.as_str(), "IN SSHFP 4 2", "og:url"]
+    {
+        assert!(body.contains(needle), "{needle} missing");
+    }
+    let (status, json) = tokio::task::spawn_blocking(move || http_get(http, "/bio.json")).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok());
+    std::fs::write(dir.join("content.toml"), SHIPPED.replace("Not long after I had decided", "WEB EDIT"))
+        .unwrap();
+    server.wait_log("content reloaded");
+    let (_, body) = tokio::task::spawn_blocking(move || http_get(http, "/")).await.unwrap();
+    assert!(body.contains("WEB EDIT"));
+}
