@@ -8,7 +8,9 @@
 # sshd), creates a throwaway local user with an empty password (sshd accepts "none" auth for
 # it with PermitEmptyPasswords), runs a private sshd on 127.0.0.1:<free high port> with its own
 # host key and config in a temporary directory, and removes all of that again on exit.
-# Environment: SSHD_IDLE (idle levels, default 1000: each sshd session is 3 processes and
+# The OpenSSH-client part runs under `script` only: with pipes `ssh -tt` asks for a 0x0 pty,
+# which sshbio maps to 80x24 but a program on a real pty (the preview) cannot.
+# Environment: SSHD_IDLE (idle levels, default 1000: each sshd session is 4 processes and
 # kernel.pid_max here is 32768), FEATURES (cargo features for the bench build, e.g. aws-lc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -136,7 +138,7 @@ echo "sshd-baseline: $sshd_version on 127.0.0.1:$port (pid $sshd_pid), ForceComm
 status=0
 cargo bench --bench load "${features[@]}" -- \
   --target "127.0.0.1:$port" --server-pid "$sshd_pid" --user "$user" \
-  --label "OpenSSH sshd + ForceCommand ($what)" --idle "${SSHD_IDLE:-1000}" "$@" || status=$?
+  --label "OpenSSH sshd + ForceCommand ($what)" --idle "${SSHD_IDLE:-1000}" --ssh-via script "$@" || status=$?
 if [ -s "$tmp/sshd.log" ]; then
   echo "sshd log (last lines):"
   tail -5 "$tmp/sshd.log"

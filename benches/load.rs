@@ -77,6 +77,9 @@ struct Opts {
     /// keepalive interval, to measure what keepalives cost per session.
     #[arg(long)]
     idle_long: Option<f64>,
+    /// Seconds between the last idle session opening and the memory reading.
+    #[arg(long, default_value_t = 5.0)]
+    idle_settle: f64,
     /// Sessions being set up at once while opening the idle sessions.
     #[arg(long, default_value_t = 32)]
     idle_concurrency: usize,
@@ -91,8 +94,8 @@ struct Opts {
     ssh: Option<usize>,
     /// How the OpenSSH client gets its terminal: `script` (a real 80x24 pty) or `pipe`
     /// (`ssh -tt` with pipes; the server sees a 0x0 pty).
-    #[arg(long, default_value = "script")]
-    ssh_via: String,
+    #[arg(long, value_delimiter = ',', default_value = "script,pipe")]
+    ssh_via: Vec<String>,
     /// Drive an already running server at this address instead of spawning sshbio.
     #[arg(long)]
     target: Option<SocketAddr>,
@@ -108,6 +111,10 @@ struct Opts {
     /// Extra arguments for the spawned server (one string, split on spaces).
     #[arg(long, allow_hyphen_values = true)]
     server_args: Option<String>,
+    /// Environment for the spawned server, NAME=VALUE (repeatable), e.g.
+    /// MALLOC_MMAP_THRESHOLD_=65536.
+    #[arg(long)]
+    server_env: Vec<String>,
     /// Run the spawned server under this command (e.g. "valgrind --tool=massif").
     #[arg(long, allow_hyphen_values = true)]
     server_wrapper: Option<String>,
@@ -151,7 +158,7 @@ impl Opts {
         self.idle.clone().unwrap_or_else(|| if self.quick { vec![1_000] } else { vec![1_000, 10_000] })
     }
     fn idle_window(&self) -> f64 {
-        self.idle_window.unwrap_or(if self.quick { 5.0 } else { 10.0 })
+        self.idle_window.unwrap_or(if self.quick { 5.0 } else { 8.0 })
     }
     fn idle_long(&self) -> f64 {
         self.idle_long.unwrap_or(if self.quick { 0.0 } else { 16.0 })
@@ -403,6 +410,10 @@ impl Server {
             if k.starts_with("SSHBIO_") {
                 cmd.env_remove(k);
             }
+        }
+        for kv in &opts.server_env {
+            let (k, v) = kv.split_once('=').context("--server-env NAME=VALUE")?;
+            cmd.env(k, v);
         }
         let child = cmd.spawn().with_context(|| format!("spawning {argv:?}"))?;
         let pid = child.id();
@@ -893,6 +904,9 @@ async fn part_idle(ctx: &mut Ctx, server_slot: &mut Option<Server>) -> Result<()
             *server_slot = Some(Server::spawn(&ctx.opts)?);
         }
         let server = server_slot.as_ref().unwrap();
+        if ctx.opts.target.is_none() && !ctx.opts.idle_reuse {
+            println!("\n(fresh server for the idle part: pid {})", server.pid);
+        }
         raise_nofile(std::process::id(), n as u64 + 2_000);
         raise_nofile(server.pid, n as u64 + 2_000);
         println!("\n[idle] {n} open idle 80x24 sessions ({window} s quiet window)");
@@ -972,7 +986,10 @@ async fn part_idle(ctx: &mut Ctx, server_slot: &mut Option<Server>) -> Result<()
             "  opened {opened_n}/{n} sessions in {open_s:.1} s ({} failed)",
             failed.load(Ordering::Relaxed)
         );
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Let per-session timers that fire soon after the first frame (sshbio frees a quiet
+        // session's cell buffers after a few seconds) run before memory is read.
+        let settle_s = ctx.opts.idle_settle;
+        tokio::time::sleep(Duration::from_secs_f64(settle_s)).await;
         let u0 = usage(server.pid, ctx.tck);
         let (d0, rx0, tx0) = (
             shared.data_bytes.load(Ordering::Relaxed),
@@ -997,7 +1014,9 @@ async fn part_idle(ctx: &mut Ctx, server_slot: &mut Option<Server>) -> Result<()
             "  server: {} -> {} KiB RSS, {} -> {} KiB PSS, {} -> {} processes",
             base.rss_kib, u0.rss_kib, base.pss_kib, u0.pss_kib, base.processes, u0.processes
         );
-        println!("  per idle session: {rss_per:.1} KiB RSS, {pss_per:.1} KiB PSS");
+        println!(
+            "  per idle session, {settle_s} s after the last one opened: {rss_per:.1} KiB RSS, {pss_per:.1} KiB PSS"
+        );
         println!(
             "  quiet {window} s: server CPU {idle_cpu_ms:.1} ms (threads' schedstat; {idle_ticks_ms:.0} ms by ticks), client CPU {:.0} ms; channel data {} bytes; wire {} bytes in / {} bytes out (keepalives)",
             (client_cpu1 - client_cpu0) * 1e3,
@@ -1052,7 +1071,7 @@ async fn part_idle(ctx: &mut Ctx, server_slot: &mut Option<Server>) -> Result<()
             "open_s": open_s, "base_rss_kib": base.rss_kib, "base_pss_kib": base.pss_kib,
             "rss_kib": u0.rss_kib, "pss_kib": u0.pss_kib, "processes": u0.processes,
             "rss_kib_per_session": rss_per, "pss_kib_per_session": pss_per,
-            "window_s": window, "idle_cpu_ms": idle_cpu_ms, "idle_cpu_ticks_ms": idle_ticks_ms,
+            "settle_s": settle_s, "window_s": window, "idle_cpu_ms": idle_cpu_ms, "idle_cpu_ticks_ms": idle_ticks_ms,
             "idle_data_bytes": d1 - d0, "idle_wire_rx": rx1 - rx0, "idle_wire_tx": tx1 - tx0,
             "dropped": dropped, "keepalive_window": keepalive, "closed_cleanly": quit_ok, "after_rss_kib": after.rss_kib, "after_pss_kib": after.pss_kib}));
         ctx.summarize(
@@ -1179,14 +1198,14 @@ async fn part_keys(ctx: &mut Ctx, server: &Server) -> Result<()> {
 }
 
 /// One run of the OpenSSH client; returns ms from spawn to the first complete screen.
-fn ssh_once(opts: &Opts, addr: SocketAddr) -> Result<f64> {
+fn ssh_once(opts: &Opts, via: &str, addr: SocketAddr) -> Result<f64> {
     let ssh = format!(
         "ssh -tt -p {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes {}@{}",
         addr.port(),
         opts.user,
         addr.ip()
     );
-    let mut cmd = match opts.ssh_via.as_str() {
+    let mut cmd = match via {
         "script" => {
             let mut c = Command::new("script");
             c.args(["-qfec", &format!("stty cols 80 rows 24; exec {ssh}"), "/dev/null"]);
@@ -1252,8 +1271,8 @@ fn ssh_once(opts: &Opts, addr: SocketAddr) -> Result<f64> {
 }
 
 /// Spawn to first output of the same wrapper running `echo`: what `script`/`sh` add by themselves.
-fn harness_overhead(opts: &Opts) -> Option<f64> {
-    let mut cmd = match opts.ssh_via.as_str() {
+fn harness_overhead(via: &str) -> Option<f64> {
+    let mut cmd = match via {
         "script" => {
             let mut c = Command::new("script");
             c.args(["-qfec", "stty cols 80 rows 24; exec echo ready", "/dev/null"]);
@@ -1277,54 +1296,58 @@ fn harness_overhead(opts: &Opts) -> Option<f64> {
 
 async fn part_ssh(ctx: &mut Ctx, server: &Server) -> Result<()> {
     let n = ctx.opts.ssh_n();
-    println!(
-        "\n[ssh] {n} runs of the OpenSSH client (ssh -tt via {}), spawn -> first complete screen",
-        ctx.opts.ssh_via
-    );
     let version = Command::new("ssh")
         .arg("-V")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string())
         .unwrap_or_default();
-    let opts = ctx.opts.clone();
-    let addr = server.addr;
-    let (times, errors, overhead) = tokio::task::spawn_blocking(move || {
-        let mut times = Vec::new();
-        let mut errors = 0;
-        let started = Instant::now();
-        for i in 0..n {
-            match ssh_once(&opts, addr) {
-                Ok(t) => times.push(t),
-                Err(e) => {
-                    errors += 1;
-                    if errors <= 2 {
-                        eprintln!("  run {i}: {e:#}");
+    let mut record = serde_json::Map::new();
+    for via in ctx.opts.ssh_via.clone() {
+        println!(
+            "\n[ssh] {n} runs of the OpenSSH client (ssh -tt via {via}), spawn -> first complete screen"
+        );
+        let opts = ctx.opts.clone();
+        let addr = server.addr;
+        let mode = via.clone();
+        let (times, errors, overhead) = tokio::task::spawn_blocking(move || {
+            let mut times = Vec::new();
+            let mut errors = 0;
+            let started = Instant::now();
+            for i in 0..n {
+                match ssh_once(&opts, &mode, addr) {
+                    Ok(t) => times.push(t),
+                    Err(e) => {
+                        errors += 1;
+                        if errors <= 2 {
+                            eprintln!("  run {i}: {e:#}");
+                        }
                     }
                 }
+                if started.elapsed() > Duration::from_secs(90) || errors > 5 {
+                    break;
+                }
             }
-            if started.elapsed() > Duration::from_secs(90) {
-                break;
-            }
-        }
-        let overhead: Vec<f64> = (0..10).filter_map(|_| harness_overhead(&opts)).collect();
-        (times, errors, overhead)
-    })
-    .await?;
-    let d = Dist::new(times);
-    let o = Dist::new(overhead);
-    println!("  {version}");
-    println!("  spawn -> first complete screen, ms: {}; errors {errors}", d.line());
-    println!("  the wrapper alone (spawn -> first output of `echo`): p50 {:.2} ms", o.p(0.5));
-    ctx.record(
-        "ssh",
-        json!({"frame_ms": d.json(), "errors": errors, "via": ctx.opts.ssh_via, "client": version,
-               "wrapper_ms": o.json()}),
-    );
-    ctx.summarize(
-        "OpenSSH `ssh -tt` spawn -> first frame p50 / p90",
-        format!("{:.1} / {:.1} ms", d.p(0.5), d.p(0.9)),
-        "p50 <= 20 ms",
-    );
+            let overhead: Vec<f64> = (0..10).filter_map(|_| harness_overhead(&mode)).collect();
+            (times, errors, overhead)
+        })
+        .await?;
+        let d = Dist::new(times);
+        let o = Dist::new(overhead);
+        println!("  {version}");
+        println!("  spawn -> first complete screen, ms: {}; errors {errors}", d.line());
+        println!("  the wrapper alone (spawn -> first output of `echo`): p50 {:.2} ms", o.p(0.5));
+        record.insert(
+            via.clone(),
+            json!({"frame_ms": d.json(), "errors": errors, "client": version, "wrapper_ms": o.json()}),
+        );
+        let how = if via == "script" { "under script, 80x24 pty" } else { "pipes, no local tty" };
+        ctx.summarize(
+            &format!("OpenSSH `ssh -tt` spawn -> first frame p50 / p90 ({how})"),
+            format!("{:.1} / {:.1} ms (wrapper alone {:.1} ms)", d.p(0.5), d.p(0.9), o.p(0.5)),
+            "p50 <= 20 ms",
+        );
+    }
+    ctx.record("ssh", Value::Object(record));
     Ok(())
 }
 
