@@ -77,6 +77,14 @@ struct Opts {
     /// keepalive interval, to measure what keepalives cost per session.
     #[arg(long)]
     idle_long: Option<f64>,
+    /// While the idle sessions are held: more visitors arrive at this rate (sessions per second)
+    /// for --idle-churn-secs and stay until it ends, as at a talk, so the audience count changes
+    /// every tick; shows what the idle sessions receive and cost meanwhile. 0 = skip.
+    #[arg(long)]
+    idle_churn: Option<f64>,
+    /// Seconds of churn (see --idle-churn).
+    #[arg(long, default_value_t = 8.0)]
+    idle_churn_secs: f64,
     /// Seconds between the last idle session opening and the memory reading.
     #[arg(long, default_value_t = 5.0)]
     idle_settle: f64,
@@ -111,6 +119,9 @@ struct Opts {
     /// Extra arguments for the spawned server (one string, split on spaces).
     #[arg(long, allow_hyphen_values = true)]
     server_args: Option<String>,
+    /// The server binary to spawn (default: the one cargo built with this bench).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
     /// Environment for the spawned server, NAME=VALUE (repeatable), e.g.
     /// MALLOC_MMAP_THRESHOLD_=65536.
     #[arg(long)]
@@ -159,6 +170,9 @@ impl Opts {
     }
     fn idle_window(&self) -> f64 {
         self.idle_window.unwrap_or(if self.quick { 5.0 } else { 8.0 })
+    }
+    fn idle_churn(&self) -> f64 {
+        self.idle_churn.unwrap_or(if self.quick { 0.0 } else { 2.0 })
     }
     fn idle_long(&self) -> f64 {
         self.idle_long.unwrap_or(if self.quick { 0.0 } else { 16.0 })
@@ -381,7 +395,10 @@ impl Server {
         if let Some(w) = &opts.server_wrapper {
             argv.extend(w.split_whitespace().map(str::to_string));
         }
-        argv.push(env!("CARGO_BIN_EXE_sshbio").into());
+        argv.push(match &opts.server_bin {
+            Some(bin) => bin.to_string_lossy().into_owned(),
+            None => env!("CARGO_BIN_EXE_sshbio").into(),
+        });
         for a in [
             "--listen",
             &addr.to_string(),
@@ -1024,6 +1041,77 @@ async fn part_idle(ctx: &mut Ctx, server_slot: &mut Option<Server>) -> Result<()
             rx1 - rx0,
             tx1 - tx0
         );
+        let churn_rate = ctx.opts.idle_churn();
+        let mut churn = Value::Null;
+        if churn_rate > 0.0 {
+            let secs = ctx.opts.idle_churn_secs;
+            let c0 = usage(server.pid, ctx.tck);
+            let (cd0, crx0) =
+                (shared.data_bytes.load(Ordering::Relaxed), shared.wire.rx.load(Ordering::Relaxed));
+            let started = Instant::now();
+            let mut visitors = 0;
+            let mut failed_visitors = 0;
+            let (leave_tx, leave_rx) = watch::channel(false);
+            let mut stayers = Vec::new();
+            while started.elapsed().as_secs_f64() < secs {
+                let t = Instant::now();
+                match Session::open(
+                    server.addr,
+                    ctx.config.clone(),
+                    &ctx.opts.user,
+                    (80, 24),
+                    Arc::default(),
+                    false,
+                )
+                .await
+                {
+                    Ok((mut v, _)) => {
+                        visitors += 1;
+                        let mut leave = leave_rx.clone();
+                        stayers.push(tokio::spawn(async move {
+                            loop {
+                                tokio::select! {
+                                    msg = v.channel.wait() => if !v.absorb(msg) { return },
+                                    _ = leave.wait_for(|l| *l) => break,
+                                }
+                            }
+                            let _ = v.quit().await;
+                        }));
+                    }
+                    Err(_) => failed_visitors += 1,
+                }
+                let next = t + Duration::from_secs_f64(1.0 / churn_rate);
+                tokio::time::sleep_until(next.into()).await;
+            }
+            // Let the last count change reach everyone.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let c1 = usage(server.pid, ctx.tck);
+            let (cd1, crx1) =
+                (shared.data_bytes.load(Ordering::Relaxed), shared.wire.rx.load(Ordering::Relaxed));
+            let elapsed = started.elapsed().as_secs_f64();
+            let _ = leave_tx.send(true);
+            for stayer in stayers {
+                let _ = timeout(STEP, stayer).await;
+            }
+            let cpu_ms = (c1.cpu_live_s - c0.cpu_live_s) * 1e3;
+            let per_session = (cd1 - cd0) as f64 / opened_n.max(1) as f64;
+            println!(
+                "  arrivals: {visitors} more visitors arrived in {elapsed:.1} s and stayed ({failed_visitors} failed): server CPU {cpu_ms:.0} ms ({:.0} ms per second); the idle sessions received {} bytes of channel data ({per_session:.0} per session), {} on the wire; server {} -> {} KiB RSS",
+                cpu_ms / elapsed,
+                cd1 - cd0,
+                crx1 - crx0,
+                c0.rss_kib,
+                c1.rss_kib
+            );
+            churn = json!({"rate": churn_rate, "visitors": visitors, "seconds": elapsed, "cpu_ms": cpu_ms,
+                "data_bytes": cd1 - cd0, "wire_rx": crx1 - crx0, "data_bytes_per_session": per_session,
+                "rss_kib_before": c0.rss_kib, "rss_kib_after": c1.rss_kib});
+            ctx.summarize(
+                &format!("{n} idle while {churn_rate}/s more arrive: bytes per idle session, server CPU"),
+                format!("{per_session:.0} bytes in {elapsed:.0} s, {:.0} ms CPU/s", cpu_ms / elapsed),
+                "0 bytes, ~0 CPU",
+            );
+        }
         let long = ctx.opts.idle_long();
         let mut keepalive = Value::Null;
         if long > 0.0 {
@@ -1073,7 +1161,7 @@ async fn part_idle(ctx: &mut Ctx, server_slot: &mut Option<Server>) -> Result<()
             "rss_kib_per_session": rss_per, "pss_kib_per_session": pss_per,
             "settle_s": settle_s, "window_s": window, "idle_cpu_ms": idle_cpu_ms, "idle_cpu_ticks_ms": idle_ticks_ms,
             "idle_data_bytes": d1 - d0, "idle_wire_rx": rx1 - rx0, "idle_wire_tx": tx1 - tx0,
-            "dropped": dropped, "keepalive_window": keepalive, "closed_cleanly": quit_ok, "after_rss_kib": after.rss_kib, "after_pss_kib": after.pss_kib}));
+            "dropped": dropped, "keepalive_window": keepalive, "churn": churn, "closed_cleanly": quit_ok, "after_rss_kib": after.rss_kib, "after_pss_kib": after.pss_kib}));
         ctx.summarize(
             &format!("memory per idle 80x24 session at {n} (RSS / PSS)"),
             format!("{rss_per:.0} / {pss_per:.0} KiB"),
