@@ -38,7 +38,7 @@ perf report -i "$out/perf.data" --no-children --sort symbol --stdio -g none >"$o
 
 echo
 echo "== Memory: massif, 200 idle sessions"
-"$bin" --parts idle --idle 200 --idle-window 15 --idle-long 0 --idle-concurrency 4 \
+"$bin" --parts idle --idle 200 --idle-window 15 --idle-long 0 --idle-churn 0 --idle-concurrency 4 \
   --server-args "--handshake-timeout 60" \
   --server-wrapper "valgrind --tool=massif --vgdb=yes --massif-out-file=$out/massif.out --threshold=0.2" \
   >"$out/idle.txt" 2>&1 &

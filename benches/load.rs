@@ -1041,6 +1041,28 @@ async fn part_idle(ctx: &mut Ctx, server_slot: &mut Option<Server>) -> Result<()
             rx1 - rx0,
             tx1 - tx0
         );
+        let long = ctx.opts.idle_long();
+        let mut keepalive = Value::Null;
+        if long > 0.0 {
+            let l0 = usage(server.pid, ctx.tck);
+            let (rx0, tx0) = (shared.wire.rx.load(Ordering::Relaxed), shared.wire.tx.load(Ordering::Relaxed));
+            let d0 = shared.data_bytes.load(Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_secs_f64(long)).await;
+            let l1 = usage(server.pid, ctx.tck);
+            let (rx1, tx1) = (shared.wire.rx.load(Ordering::Relaxed), shared.wire.tx.load(Ordering::Relaxed));
+            let d1 = shared.data_bytes.load(Ordering::Relaxed);
+            let cpu_ms = (l1.cpu_live_s - l0.cpu_live_s) * 1e3;
+            println!(
+                "  next {long} s (covers a keepalive interval): server CPU {cpu_ms:.1} ms = {:.1} us/session; wire {} bytes in / {} out = {:.0} bytes/session; channel data {} bytes",
+                cpu_ms * 1e3 / opened_n.max(1) as f64,
+                rx1 - rx0,
+                tx1 - tx0,
+                (rx1 - rx0 + tx1 - tx0) as f64 / opened_n.max(1) as f64,
+                d1 - d0
+            );
+            keepalive = json!({"window_s": long, "cpu_ms": cpu_ms, "wire_rx": rx1 - rx0, "wire_tx": tx1 - tx0,
+                               "data_bytes": d1 - d0});
+        }
         let churn_rate = ctx.opts.idle_churn();
         let mut churn = Value::Null;
         if churn_rate > 0.0 {
@@ -1111,28 +1133,6 @@ async fn part_idle(ctx: &mut Ctx, server_slot: &mut Option<Server>) -> Result<()
                 format!("{per_session:.0} bytes in {elapsed:.0} s, {:.0} ms CPU/s", cpu_ms / elapsed),
                 "0 bytes, ~0 CPU",
             );
-        }
-        let long = ctx.opts.idle_long();
-        let mut keepalive = Value::Null;
-        if long > 0.0 {
-            let l0 = usage(server.pid, ctx.tck);
-            let (rx0, tx0) = (shared.wire.rx.load(Ordering::Relaxed), shared.wire.tx.load(Ordering::Relaxed));
-            let d0 = shared.data_bytes.load(Ordering::Relaxed);
-            tokio::time::sleep(Duration::from_secs_f64(long)).await;
-            let l1 = usage(server.pid, ctx.tck);
-            let (rx1, tx1) = (shared.wire.rx.load(Ordering::Relaxed), shared.wire.tx.load(Ordering::Relaxed));
-            let d1 = shared.data_bytes.load(Ordering::Relaxed);
-            let cpu_ms = (l1.cpu_live_s - l0.cpu_live_s) * 1e3;
-            println!(
-                "  next {long} s (covers a keepalive interval): server CPU {cpu_ms:.1} ms = {:.1} us/session; wire {} bytes in / {} out = {:.0} bytes/session; channel data {} bytes",
-                cpu_ms * 1e3 / opened_n.max(1) as f64,
-                rx1 - rx0,
-                tx1 - tx0,
-                (rx1 - rx0 + tx1 - tx0) as f64 / opened_n.max(1) as f64,
-                d1 - d0
-            );
-            keepalive = json!({"window_s": long, "cpu_ms": cpu_ms, "wire_rx": rx1 - rx0, "wire_tx": tx1 - tx0,
-                               "data_bytes": d1 - d0});
         }
         let dropped = shared.closed.load(Ordering::Relaxed);
         println!("  dropped during the hold: {dropped}");
