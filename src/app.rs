@@ -39,7 +39,7 @@ pub enum Overlay {
 }
 
 /// How this visitor relates to a presenter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Follow {
     /// Nobody is presenting.
     NoPresenter,

@@ -17,6 +17,7 @@ pub mod proxy;
 pub mod reload;
 pub mod room;
 pub mod sanitize;
+pub mod screen;
 pub mod server;
 pub mod ssh;
 pub mod terminal;

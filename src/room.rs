@@ -20,7 +20,7 @@ pub struct PresenterPosition {
 }
 
 /// The audience figures shown in headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct Audience {
     /// Interactive sessions open now (the presenter included).
     pub connected: usize,

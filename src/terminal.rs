@@ -12,7 +12,7 @@ use ratatui::style::{Color, Modifier};
 use unicode_width::UnicodeWidthStr;
 
 /// How many colours the client's terminal can show, decided per connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ColorDepth {
     /// TERM=dumb or NO_COLOR: attributes (bold, reverse, ...) only.
     None,

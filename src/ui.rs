@@ -79,10 +79,15 @@ enum BodyLine {
     Link { label: String, url: String },
 }
 
+/// True when `width`x`height` is big enough for the layout (else a "please enlarge" message).
+pub fn fits(width: u16, height: u16) -> bool {
+    width >= MIN_WIDTH && height >= MIN_HEIGHT
+}
+
 /// Draws the whole screen and returns the geometry of what was drawn.
 pub fn draw(frame: &mut Frame, app: &App, options: Options) -> Viewport {
     let area = frame.area();
-    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+    if !fits(area.width, area.height) {
         draw_too_small(frame, area);
         return Viewport::default();
     }
@@ -164,19 +169,33 @@ fn audience_text(app: &App) -> Option<String> {
 
 fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
     let content = app.content();
-    let mut lines = vec![Line::from(vec![
-        Span::styled(content.name.as_str(), THEME.name),
-        Span::styled("  ·  ", THEME.border),
-        Span::styled(content.headline.as_str(), THEME.headline),
-    ])];
+    // Row 0 (name, headline, audience) is drawn by `draw_top_line`, which the session also
+    // uses to update the audience count on a screen it is not redrawing.
+    let mut lines = vec![Line::default()];
     if let Some(intro) = &content.intro {
         lines.push(Line::styled(intro.as_str(), THEME.intro));
     }
     let block = Block::new().borders(Borders::BOTTOM).border_style(THEME.border);
     frame.render_widget(Paragraph::new(lines).block(block), area.inner(Margin::new(1, 0)));
+    draw_top_line(frame.buffer_mut(), Rect::new(area.x, area.y, area.width, 1), app);
+}
+
+/// The first row: name and headline on the left, the audience count on the right when it fits.
+pub fn draw_top_line(buf: &mut Buffer, row: Rect, app: &App) {
+    let content = app.content();
+    let name = Line::from(vec![
+        Span::styled(content.name.as_str(), THEME.name),
+        Span::styled("  ·  ", THEME.border),
+        Span::styled(content.headline.as_str(), THEME.headline),
+    ]);
+    let inner = row.inner(Margin::new(1, 0));
+    buf.set_line(inner.x, inner.y, &name, inner.width);
     if let Some(text) = audience_text(app) {
-        let first_line = Rect::new(area.x, area.y, area.width, 1);
-        frame.render_widget(Paragraph::new(Line::styled(text, THEME.audience)).right_aligned(), first_line);
+        let width = u16::try_from(text.width()).unwrap_or(u16::MAX);
+        // Only where it does not cover the name.
+        if usize::from(width) + name.width() + 3 <= usize::from(row.width) {
+            buf.set_string(row.right().saturating_sub(width), row.y, text, THEME.audience);
+        }
     }
 }
 

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use crate::content::Content;
 use crate::metrics::Metrics;
 use crate::room::Room;
+use crate::screen::FrameCache;
 use handler::Connection;
 use stream::{Meter, MeteredStream};
 
@@ -84,6 +85,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Audience counts and the presenter's position, shared by all sessions.
     pub room: Arc<Room>,
+    /// First frames shared by visitors who get the same screen.
+    pub frames: FrameCache,
 }
 
 impl Shared {
@@ -96,7 +99,7 @@ impl Shared {
         room: Arc<Room>,
     ) -> Self {
         let config = Arc::new(russh_config(key, &settings));
-        Self { content, shutdown, settings, config, metrics, room }
+        Self { content, shutdown, settings, config, metrics, room, frames: FrameCache::default() }
     }
 }
 

@@ -7,8 +7,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ratatui::layout::{Rect, Size};
-use ratatui::{Terminal, TerminalOptions, Viewport as RatatuiViewport};
 use russh::ChannelId;
 use russh::server::Handle;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -17,11 +15,11 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use super::stream::Meter;
 use super::{End, Record, Shared, clamp_size};
-use crate::app::{App, Effect, Role, Viewport};
+use crate::app::{App, Effect, Role};
 use crate::commands;
 use crate::input::{Decoder, Event};
-use crate::metrics::Metrics;
-use crate::terminal::{AnsiBackend, ColorDepth, ENTER, MOUSE_OFF, MOUSE_ON, RESTORE};
+use crate::screen::Screen;
+use crate::terminal::{ColorDepth, ENTER, MOUSE_OFF, MOUSE_ON, RESTORE};
 use crate::ui;
 
 /// A channel writer: window-aware, so a client that stops reading makes writes wait.
@@ -214,13 +212,15 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
     if app.mouse_enabled() {
         first.extend_from_slice(MOUSE_ON);
     }
-    first.extend_from_slice(&screen.render(&mut app, &setup.shared.metrics));
+    first.extend_from_slice(&screen.first_frame(&mut app, &setup.shared.frames));
     setup.write(&first).await?;
+    drop(first);
     #[cfg(debug_assertions)]
     test_panic_trigger(&setup.user);
 
     loop {
         let mut dirty = false;
+        let mut raw = Vec::new();
         tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => return Ok(End::Shutdown),
@@ -245,7 +245,14 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
                 dirty = true;
             }
             Ok(()) = audience.changed() => {
-                dirty = app.set_audience(*audience.borrow_and_update());
+                if app.set_audience(*audience.borrow_and_update()) {
+                    if screen.is_active() {
+                        dirty = true;
+                    } else {
+                        // Idle visitors get the new count without a full frame.
+                        raw.extend_from_slice(&screen.patch_top_line(&app));
+                    }
+                }
             }
             Ok(()) = content_rx.changed() => {
                 app.set_content(content_rx.borrow_and_update().clone());
@@ -265,7 +272,6 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
             _ = sleep_until(max_deadline) => return Ok(End::Limit),
         }
         hibernate_at = Some(Instant::now() + settings.hibernate_after);
-        let mut raw = Vec::new();
         for event in events.drain(..) {
             if let Event::Resize { cols, rows } = event {
                 let (cols, rows) = clamp_size(u32::from(cols), u32::from(rows));
@@ -287,83 +293,14 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
             stage.moved(app.position());
         }
         if dirty {
-            raw.extend_from_slice(&screen.render(&mut app, &setup.shared.metrics));
+            let started = std::time::Instant::now();
+            raw.extend_from_slice(&screen.render(&mut app));
+            setup.shared.metrics.rendered(started.elapsed().as_secs_f64());
         }
         if !raw.is_empty() {
             setup.write(&raw).await?;
         }
     }
-}
-
-/// The visitor's screen: a ratatui terminal while active, only its size while hibernating.
-struct Screen {
-    terminal: Option<Terminal<AnsiBackend>>,
-    /// Set when the buffers were freed while the visitor's screen still shows a frame.
-    hibernated: bool,
-    cols: u16,
-    rows: u16,
-    depth: ColorDepth,
-    options: ui::Options,
-}
-
-impl Screen {
-    fn new(cols: u16, rows: u16, depth: ColorDepth, options: ui::Options) -> Self {
-        Self { terminal: None, hibernated: false, cols, rows, depth, options }
-    }
-
-    /// Frees the cell buffers; the next render starts from a cleared screen.
-    fn hibernate(&mut self) {
-        if self.terminal.take().is_some() {
-            self.hibernated = true;
-        }
-    }
-
-    fn resize(&mut self, cols: u16, rows: u16) {
-        if (cols, rows) == (self.cols, self.rows) {
-            return;
-        }
-        (self.cols, self.rows) = (cols, rows);
-        if let Some(terminal) = self.terminal.as_mut() {
-            terminal.backend_mut().set_size(Size::new(cols, rows));
-            // Fixed viewports never resize themselves; this also clears, so the next frame is whole.
-            if terminal.resize(Rect::new(0, 0, cols, rows)).is_err() {
-                self.hibernate();
-            }
-        }
-    }
-
-    /// Draws one frame and returns its bytes (empty when nothing changed on screen).
-    fn render(&mut self, app: &mut App, metrics: &Metrics) -> Vec<u8> {
-        let started = std::time::Instant::now();
-        let mut out = Vec::new();
-        if self.terminal.is_none() {
-            match new_terminal(self.cols, self.rows, self.depth) {
-                Ok(terminal) => self.terminal = Some(terminal),
-                Err(_) => return out,
-            }
-            if std::mem::take(&mut self.hibernated) {
-                // A fresh terminal diffs against a blank screen: clear what is still shown.
-                out.extend_from_slice(b"\x1b[0m\x1b[2J");
-            }
-        }
-        let Some(terminal) = self.terminal.as_mut() else { return out };
-        let options = self.options;
-        let mut viewport = Viewport::default();
-        if terminal.draw(|frame| viewport = ui::draw(frame, app, options)).is_ok() {
-            app.set_viewport(viewport);
-        }
-        out.extend_from_slice(&terminal.backend_mut().take_output());
-        metrics.rendered(started.elapsed().as_secs_f64());
-        out
-    }
-}
-
-fn new_terminal(cols: u16, rows: u16, depth: ColorDepth) -> std::io::Result<Terminal<AnsiBackend>> {
-    let area = Rect::new(0, 0, cols, rows);
-    Terminal::with_options(
-        AnsiBackend::new(Size::new(cols, rows), depth),
-        TerminalOptions { viewport: RatatuiViewport::Fixed(area) },
-    )
 }
 
 /// Debug builds only: the user name `sshbio-test-panic` makes the session task panic after the

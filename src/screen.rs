@@ -1,0 +1,298 @@
+//! One visitor's screen as the server sees it, turned into bytes: a shared, cached first
+//! frame (most visitors never type, and they all see the same first screen), a ratatui
+//! terminal while the visitor is active, nothing but the size while hibernating, and small
+//! patches of the top line when only the audience count changes. No I/O and no SSH.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Rect, Size};
+use ratatui::{Terminal, TerminalOptions, Viewport as RatatuiViewport};
+
+use crate::app::{App, Follow, Role, Viewport};
+use crate::room::Audience;
+use crate::terminal::{AnsiBackend, ColorDepth};
+use crate::ui;
+
+/// A first frame, rendered once and sent to every visitor who gets the same screen.
+#[derive(Debug)]
+struct FirstFrame {
+    /// The bytes that draw it on a cleared screen.
+    bytes: Vec<u8>,
+    /// The cells it leaves on screen: the previous frame for the visitor's first redraw.
+    buffer: Buffer,
+    /// Its geometry, for the app's scrolling and clicks.
+    viewport: Viewport,
+}
+
+/// Everything a first frame depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FrameKey {
+    cols: u16,
+    rows: u16,
+    depth: ColorDepth,
+    hyperlinks: bool,
+    /// The content version (the `Arc`'s address; a reload makes a new one).
+    content: usize,
+    page: usize,
+    scroll: usize,
+    follow: Follow,
+    audience: Option<Audience>,
+}
+
+/// How many columns at the right of the top line an audience patch redraws: room for
+/// `123456 here · 123456 following `.
+const PATCH_COLUMNS: u16 = 32;
+
+/// Most first frames kept; past it the cache starts over (entries are a few KiB each).
+const MAX_CACHED: usize = 128;
+
+/// First frames shared by all sessions of a server.
+#[derive(Debug, Default)]
+pub struct FrameCache {
+    frames: Mutex<HashMap<FrameKey, Arc<FirstFrame>>>,
+}
+
+impl FrameCache {
+    fn get_or_render(
+        &self,
+        key: FrameKey,
+        render: impl FnOnce() -> Option<FirstFrame>,
+    ) -> Option<Arc<FirstFrame>> {
+        if let Some(hit) = self.frames.lock().ok().and_then(|frames| frames.get(&key).cloned()) {
+            return Some(hit);
+        }
+        let frame = Arc::new(render()?);
+        if let Ok(mut frames) = self.frames.lock() {
+            if frames.len() >= MAX_CACHED {
+                frames.clear();
+            }
+            frames.insert(key, frame.clone());
+        }
+        Some(frame)
+    }
+}
+
+/// Where this visitor's screen state lives.
+enum State {
+    /// Nothing drawn yet.
+    Blank,
+    /// Showing a shared first frame; no buffers of its own.
+    Seeded(Arc<FirstFrame>),
+    /// Drawn through its own ratatui terminal (two cell buffers).
+    Active(Box<Terminal<AnsiBackend>>),
+    /// Buffers freed while the visitor still sees a frame: the next render clears and redraws.
+    Hibernated,
+}
+
+/// One visitor's screen.
+pub struct Screen {
+    state: State,
+    cols: u16,
+    rows: u16,
+    depth: ColorDepth,
+    options: ui::Options,
+}
+
+impl Screen {
+    pub fn new(cols: u16, rows: u16, depth: ColorDepth, options: ui::Options) -> Self {
+        Self { state: State::Blank, cols, rows, depth, options }
+    }
+
+    /// True while the screen holds its own terminal (an audience change is then a normal redraw).
+    pub fn is_active(&self) -> bool {
+        matches!(self.state, State::Active(_))
+    }
+
+    /// Frees the cell buffers; the next render starts from a cleared screen.
+    pub fn hibernate(&mut self) {
+        if !matches!(self.state, State::Blank) {
+            self.state = State::Hibernated;
+        }
+    }
+
+    pub fn resize(&mut self, cols: u16, rows: u16) {
+        if (cols, rows) == (self.cols, self.rows) {
+            return;
+        }
+        (self.cols, self.rows) = (cols, rows);
+        // Whatever is on screen is redrawn whole at the new size.
+        self.hibernate();
+    }
+
+    /// The first frame: from the cache when another visitor already got the same screen.
+    /// The presenter's screen is its own.
+    pub fn first_frame(&mut self, app: &mut App, cache: &FrameCache) -> Vec<u8> {
+        if app.role() == Role::Presenter {
+            return self.render(app);
+        }
+        let key = FrameKey {
+            cols: self.cols,
+            rows: self.rows,
+            depth: self.depth,
+            hyperlinks: self.options.hyperlinks,
+            content: std::ptr::from_ref(app.content()) as usize,
+            page: app.selected(),
+            scroll: app.scroll(),
+            follow: app.follow(),
+            audience: app.audience(),
+        };
+        let (cols, rows, depth, options) = (self.cols, self.rows, self.depth, self.options);
+        let frame = cache.get_or_render(key, || {
+            let mut terminal = new_terminal(cols, rows, depth).ok()?;
+            let mut viewport = Viewport::default();
+            let buffer = terminal.draw(|frame| viewport = ui::draw(frame, app, options)).ok()?.buffer.clone();
+            let mut bytes = terminal.backend_mut().take_output();
+            // End in the default attributes, which a fresh backend assumes at the first redraw.
+            bytes.extend_from_slice(b"\x1b[0m");
+            Some(FirstFrame { bytes, buffer, viewport })
+        });
+        match frame {
+            Some(frame) => {
+                app.set_viewport(frame.viewport.clone());
+                let bytes = frame.bytes.clone();
+                self.state = State::Seeded(frame);
+                bytes
+            }
+            None => self.render(app),
+        }
+    }
+
+    /// Draws a frame and returns its bytes (empty when nothing changed on screen).
+    pub fn render(&mut self, app: &mut App) -> Vec<u8> {
+        let mut out = Vec::new();
+        let terminal = match std::mem::replace(&mut self.state, State::Blank) {
+            State::Active(terminal) => terminal,
+            State::Seeded(frame) => match new_terminal(self.cols, self.rows, self.depth) {
+                Ok(mut terminal) => {
+                    // The visitor sees the cached frame: diff against it.
+                    *terminal.current_buffer_mut() = frame.buffer.clone();
+                    terminal.swap_buffers();
+                    Box::new(terminal)
+                }
+                Err(_) => return out,
+            },
+            previous @ (State::Blank | State::Hibernated) => {
+                match new_terminal(self.cols, self.rows, self.depth) {
+                    Ok(terminal) => {
+                        if matches!(previous, State::Hibernated) {
+                            // A fresh terminal diffs against a blank screen: clear what is shown.
+                            out.extend_from_slice(b"\x1b[0m\x1b[2J");
+                        }
+                        Box::new(terminal)
+                    }
+                    Err(_) => return out,
+                }
+            }
+        };
+        let mut terminal = terminal;
+        let options = self.options;
+        let mut viewport = Viewport::default();
+        if terminal.draw(|frame| viewport = ui::draw(frame, app, options)).is_ok() {
+            app.set_viewport(viewport);
+        }
+        out.extend_from_slice(&terminal.backend_mut().take_output());
+        self.state = State::Active(terminal);
+        out
+    }
+
+    /// Bytes that redraw only the top line (where the audience count is) on a screen that
+    /// holds no terminal. Costs one row instead of a whole frame; the next full render then
+    /// starts from a cleared screen.
+    pub fn patch_top_line(&mut self, app: &App) -> Vec<u8> {
+        if self.is_active() || matches!(self.state, State::Blank) || !ui::fits(self.cols, self.rows) {
+            return Vec::new();
+        }
+        let row = Rect::new(0, 0, self.cols, 1);
+        let mut buffer = Buffer::empty(row);
+        ui::draw_top_line(&mut buffer, row, app);
+        let mut backend = AnsiBackend::new(Size::new(self.cols, 1), self.depth);
+        // The count sits at the right end: only those columns are sent (they are redrawn
+        // exactly from the row, so whatever else is there stays right).
+        let from = usize::from(self.cols.saturating_sub(PATCH_COLUMNS));
+        let cells = buffer.content.iter().enumerate().skip(from).map(|(i, cell)| {
+            let x = u16::try_from(i).unwrap_or(u16::MAX);
+            (x, 0, cell)
+        });
+        let mut out = b"\x1b[0m".to_vec();
+        if ratatui::backend::Backend::draw(&mut backend, cells).is_err() {
+            return Vec::new();
+        }
+        out.extend_from_slice(&backend.take_output());
+        out.extend_from_slice(b"\x1b[0m");
+        self.state = State::Hibernated;
+        out
+    }
+}
+
+fn new_terminal(cols: u16, rows: u16, depth: ColorDepth) -> std::io::Result<Terminal<AnsiBackend>> {
+    let area = Rect::new(0, 0, cols, rows);
+    Terminal::with_options(
+        AnsiBackend::new(Size::new(cols, rows), depth),
+        TerminalOptions { viewport: RatatuiViewport::Fixed(area) },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroU16;
+    use std::path::Path;
+
+    fn app() -> App {
+        // One content for every app, as all sessions of a server share one `Arc`.
+        static CONTENT: std::sync::LazyLock<Arc<crate::content::Content>> = std::sync::LazyLock::new(|| {
+            Arc::new(
+                crate::content::parse_str(include_str!("../content.toml"), Path::new("c")).expect("parses"),
+            )
+        });
+        let mut app = App::new(CONTENT.clone(), None);
+        let _ = app.set_audience(Audience { connected: 9, following: 0 });
+        app
+    }
+
+    fn screen_text(bytes: &[&[u8]]) -> String {
+        let mut vt =
+            vt100::Parser::new(NonZeroU16::new(24).expect("rows"), NonZeroU16::new(80).expect("cols"), 0);
+        for b in bytes {
+            vt.process(b);
+        }
+        vt.screen().contents()
+    }
+
+    #[test]
+    fn visitors_with_the_same_screen_share_one_rendered_first_frame() {
+        let cache = FrameCache::default();
+        let options = ui::Options { hyperlinks: true };
+        let (mut a, mut b) = (app(), app());
+        let first = Screen::new(80, 24, ColorDepth::Ansi256, options).first_frame(&mut a, &cache);
+        let second = Screen::new(80, 24, ColorDepth::Ansi256, options).first_frame(&mut b, &cache);
+        assert_eq!(first, second);
+        assert_eq!(cache.frames.lock().expect("lock").len(), 1);
+        Screen::new(100, 30, ColorDepth::Ansi256, options).first_frame(&mut app(), &cache);
+        assert_eq!(cache.frames.lock().expect("lock").len(), 2, "another size is another frame");
+    }
+
+    #[test]
+    fn redraws_after_a_cached_frame_and_after_a_patch_match_a_fresh_render() {
+        let cache = FrameCache::default();
+        let options = ui::Options::default();
+        // Reference: what the screen should show after the key, drawn from scratch.
+        let mut reference_app = app();
+        reference_app.handle(&crate::input::Event::Key(crate::input::Key::Char('7')));
+        let _ = reference_app.set_audience(Audience { connected: 10, following: 0 });
+        let reference = Screen::new(80, 24, ColorDepth::Ansi256, options).render(&mut reference_app);
+
+        let mut app = app();
+        let mut screen = Screen::new(80, 24, ColorDepth::Ansi256, options);
+        let first = screen.first_frame(&mut app, &cache);
+        let _ = app.set_audience(Audience { connected: 10, following: 0 });
+        let patch = screen.patch_top_line(&app);
+        assert!(!patch.is_empty() && patch.len() < 200, "a patch is small: {} bytes", patch.len());
+        assert!(screen_text(&[&first, &patch]).contains("10 here"));
+        app.handle(&crate::input::Event::Key(crate::input::Key::Char('7')));
+        let redraw = screen.render(&mut app);
+        assert_eq!(screen_text(&[&first, &patch, &redraw]), screen_text(&[&reference]));
+    }
+}
