@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use russh::keys::PrivateKey;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -254,12 +255,10 @@ where
 }
 
 async fn serve_one(socket: ClientStream, peer: SocketAddr, shared: Arc<Shared>) {
-    // A panic anywhere in this connection's code ends this connection only: tokio catches it
-    // at the task boundary, and the join error is logged here.
-    let task = tokio::spawn(ssh::serve(socket, peer, shared));
-    if let Err(e) = task.await
-        && e.is_panic()
-    {
+    // A panic anywhere in this connection's code ends this connection only; it is caught and
+    // logged here (its session tasks have their own supervisor).
+    let serve = std::panic::AssertUnwindSafe(ssh::serve(socket, peer, shared));
+    if serve.catch_unwind().await.is_err() {
         tracing::error!(%peer, "connection task panicked; only this connection ended");
     }
 }

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use russh::ChannelId;
 use russh::server::Handle;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -93,8 +94,8 @@ impl SessionSetup {
 /// is restored as far as possible, the channel closed with exit status 1, the connection cut.
 pub fn supervise(handle: Handle, channel: ChannelId, meter: Arc<Meter>, task: Task) {
     tokio::spawn(async move {
-        let Err(error) = tokio::spawn(task).await else { return };
-        if !error.is_panic() {
+        // Caught here rather than by a second task: one task per session is less memory.
+        if std::panic::AssertUnwindSafe(task).catch_unwind().await.is_ok() {
             return;
         }
         tracing::error!(channel = ?channel, "session task panicked; ending this session only");
@@ -200,7 +201,8 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
     app.set_presenter(*presenter.borrow_and_update());
     seat.set_following(app.is_following());
     let mut screen = Screen::new(cols, rows, depth, options);
-    let mut decoder = Decoder::default();
+    // Made at the first keystroke: most visitors only read.
+    let mut decoder: Option<Decoder> = None;
     let mut events = Vec::new();
     let started = Instant::now();
     let max_deadline = started + settings.max_session;
@@ -226,6 +228,7 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
             _ = shutdown.wait_for(|stop| *stop) => return Ok(End::Shutdown),
             chunk = input.recv() => {
                 let Some(chunk) = chunk else { return Ok(End::ClientGone) };
+                let decoder = decoder.get_or_insert_with(Decoder::default);
                 decoder.feed(&chunk, &mut events);
                 // Coalesce: everything already queued is applied before one frame is drawn.
                 while let Ok(chunk) = input.try_recv() {
@@ -260,7 +263,9 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
             }
             _ = sleep_until(esc_deadline.unwrap_or(max_deadline)), if esc_deadline.is_some() => {
                 esc_deadline = None;
-                decoder.flush(&mut events);
+                if let Some(decoder) = decoder.as_mut() {
+                    decoder.flush(&mut events);
+                }
             }
             _ = sleep_until(hibernate_at.unwrap_or(max_deadline)), if hibernate_at.is_some() => {
                 hibernate_at = None;
