@@ -88,10 +88,14 @@ enum State {
 
 /// One visitor's screen.
 pub struct Screen {
+    /// Cached frame, own terminal, or nothing.
     state: State,
+    /// The client's size (already clamped).
     cols: u16,
     rows: u16,
+    /// Colours the client can show.
     depth: ColorDepth,
+    /// Terminal-dependent drawing choices (hyperlinks).
     options: ui::Options,
 }
 

@@ -27,6 +27,7 @@ const MAX_ENV_VALUE: usize = 256;
 
 /// One open session channel's state, until a shell or exec request starts the session task.
 struct ChannelState {
+    /// The channel's id, to match later requests to it.
     id: ChannelId,
     /// Writes stdout to the client with window-aware backpressure.
     stdout: Option<Writer>,

@@ -31,12 +31,19 @@ pub type Task = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Everything a session task needs, handed over by the handler.
 pub struct SessionSetup {
+    /// Sends exit status, EOF and close (the writers only carry data).
     pub handle: Handle,
+    /// The session channel this task serves.
     pub channel: ChannelId,
+    /// Standard output, window-aware.
     pub stdout: Writer,
+    /// Standard error (extended data 1), for command errors.
     pub stderr: Writer,
+    /// Content, settings, room, caches and the shutdown signal.
     pub shared: Arc<Shared>,
+    /// Cuts the connection when the client can no longer be written to.
     pub meter: Arc<Meter>,
+    /// What the end-of-session log line reports.
     pub record: Arc<Mutex<Record>>,
     /// The SSH user name: the route to a section.
     pub user: String,
@@ -44,6 +51,7 @@ pub struct SessionSetup {
     pub presenter: bool,
     /// TERM and size, when the client asked for a pty.
     pub pty: Option<(String, u16, u16)>,
+    /// Env requests (bounded by the handler): COLORTERM and NO_COLOR decide the colours.
     pub env: Vec<(String, String)>,
     /// Input bytes (TUI only).
     pub input: Option<mpsc::Receiver<Vec<u8>>>,
