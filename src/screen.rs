@@ -82,8 +82,10 @@ enum State {
     Seeded(Arc<FirstFrame>),
     /// Drawn through its own ratatui terminal (two cell buffers).
     Active(Box<Terminal<AnsiBackend>>),
-    /// Buffers freed while the visitor still sees a frame: the next render clears and redraws.
-    Hibernated,
+    /// Buffers freed while the visitor still sees a frame. With the view that frame showed,
+    /// the next render first redraws it silently so only the differences are sent; without
+    /// (after a resize), it clears and redraws everything.
+    Hibernated(Option<Box<App>>),
 }
 
 /// One visitor's screen.
@@ -109,10 +111,10 @@ impl Screen {
         matches!(self.state, State::Active(_))
     }
 
-    /// Frees the cell buffers; the next render starts from a cleared screen.
-    pub fn hibernate(&mut self) {
+    /// Frees the cell buffers. `shown` is the view on screen now (the last one rendered).
+    pub fn hibernate(&mut self, shown: &App) {
         if !matches!(self.state, State::Blank) {
-            self.state = State::Hibernated;
+            self.state = State::Hibernated(Some(Box::new(shown.clone())));
         }
     }
 
@@ -122,7 +124,9 @@ impl Screen {
         }
         (self.cols, self.rows) = (cols, rows);
         // Whatever is on screen is redrawn whole at the new size.
-        self.hibernate();
+        if !matches!(self.state, State::Blank) {
+            self.state = State::Hibernated(None);
+        }
     }
 
     /// The first frame: from the cache when another visitor already got the same screen.
@@ -177,10 +181,27 @@ impl Screen {
                 }
                 Err(_) => return out,
             },
-            previous @ (State::Blank | State::Hibernated) => {
+            State::Hibernated(Some(shown)) => match new_terminal(self.cols, self.rows, self.depth) {
+                Ok(mut terminal) => {
+                    // Rebuild the cells the visitor sees, sending nothing, so the new frame
+                    // is only a diff (a reader's next key after a pause costs a few hundred
+                    // bytes, not a whole screen).
+                    let options = self.options;
+                    let _ = terminal.draw(|frame| {
+                        ui::draw(frame, &shown, options);
+                    });
+                    let backend = terminal.backend_mut();
+                    let _ = backend.take_output();
+                    // The terminal's real attributes and cursor are unknown from here: reset.
+                    backend.forget_state();
+                    Box::new(terminal)
+                }
+                Err(_) => return out,
+            },
+            previous @ (State::Blank | State::Hibernated(None)) => {
                 match new_terminal(self.cols, self.rows, self.depth) {
                     Ok(terminal) => {
-                        if matches!(previous, State::Hibernated) {
+                        if matches!(previous, State::Hibernated(None)) {
                             // A fresh terminal diffs against a blank screen: clear what is shown.
                             out.extend_from_slice(b"\x1b[0m\x1b[2J");
                         }
@@ -225,7 +246,10 @@ impl Screen {
         }
         out.extend_from_slice(&backend.take_output());
         out.extend_from_slice(b"\x1b[0m");
-        self.state = State::Hibernated;
+        // On screen now: the frame of this view (the earlier one with the new top line).
+        if !matches!(self.state, State::Hibernated(None)) {
+            self.state = State::Hibernated(Some(Box::new(app.clone())));
+        }
         out
     }
 }
@@ -254,6 +278,11 @@ mod tests {
         let mut app = App::new(CONTENT.clone(), None);
         let _ = app.set_audience(Audience { connected: 9, following: 0 });
         app
+    }
+
+    /// What a person sees: spaces written over old text look the same as empty cells.
+    fn visible(text: &str) -> Vec<String> {
+        text.lines().map(|l| l.trim_end().to_string()).collect()
     }
 
     fn screen_text(bytes: &[&[u8]]) -> String {
@@ -297,6 +326,36 @@ mod tests {
         assert!(screen_text(&[&first, &patch]).contains("10 here"));
         app.handle(&crate::input::Event::Key(crate::input::Key::Char('7')));
         let redraw = screen.render(&mut app);
-        assert_eq!(screen_text(&[&first, &patch, &redraw]), screen_text(&[&reference]));
+        assert_eq!(visible(&screen_text(&[&first, &patch, &redraw])), visible(&screen_text(&[&reference])));
+    }
+
+    #[test]
+    fn a_key_after_hibernation_sends_a_diff_not_a_whole_screen() {
+        let cache = FrameCache::default();
+        let options = ui::Options::default();
+        let key = |app: &mut App, c| app.handle(&crate::input::Event::Key(crate::input::Key::Char(c)));
+        let mut app = app();
+        let mut screen = Screen::new(60, 14, ColorDepth::Ansi256, options);
+        let mut shown = vec![screen.first_frame(&mut app, &cache)];
+        key(&mut app, '6');
+        shown.push(screen.render(&mut app));
+        screen.hibernate(&app);
+        assert!(!screen.is_active(), "buffers freed");
+        key(&mut app, 'j');
+        let scroll = screen.render(&mut app);
+        assert!(scroll.len() < 1200, "one-line scroll after a pause: {} bytes", scroll.len());
+        shown.push(scroll);
+        // Same picture as drawing that view from scratch.
+        let mut fresh = Screen::new(60, 14, ColorDepth::Ansi256, options);
+        let mut reference_app = app.clone();
+        let reference = fresh.render(&mut reference_app);
+        let shown: Vec<&[u8]> = shown.iter().map(Vec::as_slice).collect();
+        let mut vt =
+            vt100::Parser::new(NonZeroU16::new(14).expect("rows"), NonZeroU16::new(60).expect("cols"), 0);
+        shown.iter().for_each(|b| vt.process(b));
+        let mut vt_ref =
+            vt100::Parser::new(NonZeroU16::new(14).expect("rows"), NonZeroU16::new(60).expect("cols"), 0);
+        vt_ref.process(&reference);
+        assert_eq!(visible(&vt.screen().contents()), visible(&vt_ref.screen().contents()));
     }
 }

@@ -277,7 +277,7 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
             }
             _ = sleep_until(hibernate_at.unwrap_or(max_deadline)), if hibernate_at.is_some() => {
                 hibernate_at = None;
-                screen.hibernate();
+                screen.hibernate(&app);
                 events = Vec::new();
                 continue;
             }
