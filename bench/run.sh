@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Everything BENCHMARKS.md reports, in one run (loopback only; stops by itself):
-#   1. sshbio, russh's default crypto backend (ring)
-#   2. sshbio built with --features aws-lc
+#   1. sshbio, russh's default crypto backend (ring): every part, presenter follow mode included
+#   2. sshbio built with --features aws-lc (every part)
 #   3. sshbio with the client offering only curve25519 (what OpenSSH < 9.9 negotiates)
-#   4. OpenSSH sshd + ForceCommand `sshbio preview` (bench/sshd-baseline.sh; needs root)
+#   4. OpenSSH sshd + ForceCommand `sshbio preview` (bench/sshd-baseline.sh; needs root; it has
+#      no follow mode, so the presenter part is skipped there)
 #
+# Needs: a Rust toolchain, the OpenSSH client (`ssh`) and util-linux `script` for the `ssh`
+# part; root only for the sshd baseline (skipped otherwise).
 #   bench/run.sh            full run (several minutes)
 #   bench/run.sh --quick    about a minute per configuration
 #   bench/run.sh --quick -- --parts first,keys     extra options for every load generator run
