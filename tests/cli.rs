@@ -80,6 +80,17 @@ fn keygen_and_fingerprint_agree_with_ssh_keygen() {
     }
 }
 
+/// Runs `sshbio` (serve) on `dir`'s content and keys until it exits.
+fn serve_in(dir: &std::path::Path, port: u16) -> std::process::Output {
+    Command::new(BIN)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--content"])
+        .arg(dir.join("content.toml"))
+        .arg("--keys")
+        .arg(dir.join("keys"))
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn serve_refuses_to_start_on_broken_content_or_an_open_key() {
     let dir = workdir("broken");
@@ -89,13 +100,7 @@ fn serve_refuses_to_start_on_broken_content_or_an_open_key() {
     )
     .unwrap();
     let port = free_port();
-    let out = Command::new(BIN)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--content"])
-        .arg(dir.join("content.toml"))
-        .arg("--keys")
-        .arg(dir.join("keys"))
-        .output()
-        .unwrap();
+    let out = serve_in(&dir, port);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("content.toml:5:14") && err.contains("sections[0].paragraphs"), "{err}");
@@ -105,13 +110,7 @@ fn serve_refuses_to_start_on_broken_content_or_an_open_key() {
     assert!(sshbio(&["keygen", "--keys", dir.join("keys").to_str().unwrap()]).status.success());
     let key = dir.join("keys/ssh_host_ed25519_key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let out = Command::new(BIN)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--content"])
-        .arg(dir.join("content.toml"))
-        .arg("--keys")
-        .arg(dir.join("keys"))
-        .output()
-        .unwrap();
+    let out = serve_in(&dir, port);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
 }

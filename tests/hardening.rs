@@ -237,25 +237,28 @@ async fn a_panic_in_one_session_ends_only_that_session() {
 
 /// The real OpenSSH client with its output stuck on a pipe nobody reads, while keys keep
 /// arriving: the server's writes stall, and the connection is ended after the write timeout.
+/// The real OpenSSH client with a remote pty (`-tt`) and pipes for its stdin and stdout.
+fn ssh_tt_with_pipes(addr: std::net::SocketAddr) -> tokio::process::Child {
+    assert!(have("ssh"), "the OpenSSH client is needed (apt-get install openssh-client)");
+    let mut args = vec!["-tt".to_string()];
+    args.extend(ssh_args(addr, "visitor"));
+    tokio::process::Command::new("ssh")
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_stalled_reader_is_disconnected() {
-    if !have("ssh") {
-        panic!("the OpenSSH client is needed (apt-get install openssh-client)");
-    }
     let settings = Settings { write_timeout: Duration::from_secs(1), ..Settings::default() };
     let metrics = Arc::new(sshbio::metrics::Metrics::new());
     let server =
         TestServer::start_with(Options { settings, metrics: metrics.clone(), ..Options::default() }).await;
-    let mut args = vec!["-tt".to_string()];
-    args.extend(ssh_args(server.addr, "visitor"));
-    let mut child = tokio::process::Command::new("ssh")
-        .args(&args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped()) // never read
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = ssh_tt_with_pipes(server.addr); // its stdout is never read
     let mut stdin = child.stdin.take().unwrap();
     // Switch sections back and forth: every key is a full redraw (several KiB).
     let typing = tokio::spawn(async move {
@@ -376,21 +379,11 @@ async fn a_flood_of_keystrokes_does_not_starve_other_sessions() {
 
 #[tokio::test]
 async fn keepalives_end_connections_to_dead_clients() {
-    assert!(have("ssh"), "the OpenSSH client is needed");
     let settings = Settings { keepalive_interval: Duration::from_millis(500), ..Settings::default() };
     let metrics = Arc::new(sshbio::metrics::Metrics::new());
     let server =
         TestServer::start_with(Options { settings, metrics: metrics.clone(), ..Options::default() }).await;
-    let mut args = vec!["-tt".to_string()];
-    args.extend(ssh_args(server.addr, "visitor"));
-    let mut child = tokio::process::Command::new("ssh")
-        .args(&args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = ssh_tt_with_pipes(server.addr);
     let deadline = tokio::time::Instant::now() + WAIT;
     while metric(&metrics, "sshbio_connections_open") == 0 {
         assert!(tokio::time::Instant::now() < deadline);

@@ -96,24 +96,22 @@ async fn visitors_see_the_audience_count() {
     first.wait_for("the count hidden", |s| !s.contains(" here")).await;
 }
 
+/// A connection that has not authenticated yet.
+async fn unauthenticated(server: &TestServer) -> client::Handle<ClientHandler> {
+    let handler = ClientHandler { server_key: Arc::new(Mutex::new(None)) };
+    client::connect(Arc::new(client::Config::default()), server.addr, handler).await.unwrap()
+}
+
 #[tokio::test]
 async fn present_without_a_listed_key_is_refused_like_any_failed_login() {
     // No presenter keys configured at all.
     let server = TestServer::start().await;
-    let server_key = Arc::new(Mutex::new(None));
-    let mut handle =
-        client::connect(Arc::new(client::Config::default()), server.addr, ClientHandler { server_key })
-            .await
-            .unwrap();
+    let mut handle = unauthenticated(&server).await;
     assert!(!handle.authenticate_none("present").await.unwrap().success());
     // Configured, but this key is not listed.
     let listed = presenter_key();
     let server = start_with_presenter(&listed).await;
-    let server_key = Arc::new(Mutex::new(None));
-    let mut handle =
-        client::connect(Arc::new(client::Config::default()), server.addr, ClientHandler { server_key })
-            .await
-            .unwrap();
+    let mut handle = unauthenticated(&server).await;
     assert!(!handle.authenticate_none("present").await.unwrap().success());
     let other = presenter_key();
     let auth = handle
