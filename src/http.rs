@@ -1,7 +1,6 @@
 //! The optional HTTP listener: `/metrics` (Prometheus text), `/healthz` (the process is up),
 //! `/readyz` (it accepts SSH connections). Plain HTTP/1.1 via axum; no SSH knowledge.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -9,7 +8,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
 
@@ -32,13 +30,4 @@ async fn ready(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
     }
-}
-
-/// Serves the routes on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(metrics)).with_graceful_shutdown(shutdown).await
 }

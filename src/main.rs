@@ -228,28 +228,29 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tracing::info!(keys = settings.presenter_keys.len(), "presenter keys loaded: ssh present@host leads the room");
         }
         let metrics = Arc::new(sshbio::metrics::Metrics::new());
-        if let Some(addr) = args.metrics_listen {
-            let http = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} for metrics"))?;
-            tracing::info!(listen = %http.local_addr()?, "metrics and health on http://{addr}/metrics");
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                if let Err(e) = sshbio::http::serve(http, metrics, std::future::pending()).await {
-                    tracing::error!(error = %e, "metrics listener failed");
-                }
-            });
-        }
-        if let Some(addr) = args.http_listen {
-            let http = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} for the web page"))?;
-            tracing::info!(listen = %http.local_addr()?, "web companion page on http://{addr}/");
+        // The metrics/health routes and the web page, each on its listener, or both on one
+        // when the two flags name the same address.
+        let metrics_routes = args.metrics_listen.map(|addr| (addr, sshbio::http::router(metrics.clone())));
+        let web_routes = args.http_listen.map(|addr| {
             let info = page_info(&args, &key);
-            let router = sshbio::web::router(content_rx.clone(), Arc::new(info));
+            (addr, sshbio::web::router(content_rx.clone(), Arc::new(info)))
+        });
+        let listeners = match (metrics_routes, web_routes) {
+            (Some((a, m)), Some((b, w))) if a == b => vec![(a, m.merge(w), "metrics, health and the web page")],
+            (m, w) => m
+                .map(|(a, r)| (a, r, "metrics and health"))
+                .into_iter()
+                .chain(w.map(|(a, r)| (a, r, "the web page")))
+                .collect(),
+        };
+        for (addr, router, what) in listeners {
+            let http = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for {what}"))?;
+            tracing::info!(listen = %http.local_addr()?, "serving {what} over HTTP");
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(http, router).await {
-                    tracing::error!(error = %e, "web listener failed");
+                    tracing::error!(error = %e, "HTTP listener failed");
                 }
             });
         }

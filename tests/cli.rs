@@ -287,13 +287,18 @@ async fn the_web_page_is_served_and_follows_reloads() {
         &[
             "--http-listen",
             &http.to_string(),
+            // The same address: one listener serves the page and the metrics.
+            "--metrics-listen",
+            &http.to_string(),
             "--public-host",
             "bio.example.com",
             "--public-url",
             "https://bio.example.com/",
         ],
     );
-    server.wait_log("web companion page");
+    server.wait_log("serving metrics, health and the web page over HTTP");
+    let (status, metrics) = tokio::task::spawn_blocking(move || http_get(http, "/metrics")).await.unwrap();
+    assert!(status == 200 && metrics.contains("sshbio_build_info"));
     let (status, body) = tokio::task::spawn_blocking(move || http_get(http, "/")).await.unwrap();
     assert_eq!(status, 200);
     let out =
