@@ -8,8 +8,9 @@
 #
 # Needs: a Rust toolchain, the OpenSSH client (`ssh`) and util-linux `script` for the `ssh`
 # part; root only for the sshd baseline (skipped otherwise).
-#   bench/run.sh            full run (several minutes)
-#   bench/run.sh --quick    about a minute per configuration
+#
+#   bench/run.sh            full run (about 7 minutes here, plus the builds)
+#   bench/run.sh --quick    under a minute per configuration
 #   bench/run.sh --quick -- --parts first,keys     extra options for every load generator run
 #
 # Output: every run's text and JSON under target/bench-results/<timestamp>/.
