@@ -154,6 +154,7 @@ impl Screen {
             let mut bytes = terminal.backend_mut().take_output();
             // End in the default attributes, which a fresh backend assumes at the first redraw.
             bytes.extend_from_slice(b"\x1b[0m");
+            bytes.shrink_to_fit();
             Some(FirstFrame { bytes, buffer, viewport })
         });
         match frame {

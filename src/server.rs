@@ -161,6 +161,9 @@ pub async fn run(
     loop {
         let (socket, peer) = tokio::select! {
             _ = &mut shutdown => break,
+            // Reap finished connections as they end, not only at the next accept: a crowd that
+            // leaves must not keep its tasks' memory until someone else arrives.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -172,8 +175,6 @@ pub async fn run(
                 }
             },
         };
-        // Reap finished connection tasks so the set only holds live ones.
-        while tasks.try_join_next().is_some() {}
         let _ = socket.set_nodelay(true);
         let behind_proxy = trusted.contains(&peer);
         // Without a proxy the peer is the client: check its limits before spending a task.

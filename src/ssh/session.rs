@@ -201,7 +201,11 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
     let mut seat = room.join();
     let mut audience = room.audience();
     let mut presenter = room.presenter();
-    let _ = app.set_audience(room.counts());
+    // The last published count (not the live one): every visitor arriving within a tick gets
+    // the same first screen, so the shared first frame is rendered once per tick, not per visitor.
+    let published = *audience.borrow_and_update();
+    // Before the first tick that counts anyone, the live count (never "0 here" to a visitor).
+    let _ = app.set_audience(if published.connected == 0 { room.counts() } else { published });
     let stage = setup.presenter.then(|| {
         app.set_role(Role::Presenter);
         room.present(app.position())
