@@ -143,6 +143,11 @@ impl App {
         &self.content
     }
 
+    /// The shared content itself, for caches that must keep the version they were made from.
+    pub fn shared_content(&self) -> &Arc<Content> {
+        &self.content
+    }
+
     /// How many pages the navigation has.
     pub fn page_count(&self) -> usize {
         self.content.sections.len() + usize::from(!self.content.links.is_empty())
@@ -323,9 +328,6 @@ impl App {
 
     fn handle_mouse(&mut self, mouse: Mouse) -> Option<Effect> {
         let before = (self.selected, self.scroll, self.overlay);
-        if self.follow == Follow::Following && self.overlay == Overlay::None {
-            self.follow = Follow::Browsing;
-        }
         match mouse {
             Mouse::ScrollDown { .. } => self.scroll_down(WHEEL_LINES),
             Mouse::ScrollUp { .. } => self.scroll_up(WHEEL_LINES),
@@ -338,12 +340,12 @@ impl App {
                 }
             }
         }
-        let moved = before != (self.selected, self.scroll, self.overlay);
-        if !moved && self.follow == Follow::Browsing && self.presenter.is_some() {
-            // A stray click that changed nothing does not leave follow mode.
-            self.follow = Follow::Following;
+        // Scrolling or picking a section with the mouse leaves follow mode, like the keys do;
+        // a click that changes nothing (or only closes the help) does not.
+        if self.follow == Follow::Following && (before.0, before.1) != (self.selected, self.scroll) {
+            self.follow = Follow::Browsing;
         }
-        moved.then_some(Effect::Redraw)
+        (before != (self.selected, self.scroll, self.overlay)).then_some(Effect::Redraw)
     }
 
     pub fn next_page(&mut self) {
@@ -491,6 +493,19 @@ mod tests {
             "stays where the speaker left it"
         );
         assert_eq!(key(&mut app, Key::Char('f')), None, "nothing to follow");
+    }
+
+    #[test]
+    fn the_mouse_leaves_follow_mode_only_when_it_moves_the_view() {
+        let mut app = app();
+        app.set_presenter(Some(PresenterPosition { page: 0, scroll: 0 }));
+        app.handle(&Event::Mouse(Mouse::Click { column: 70, row: 20 }));
+        assert_eq!(app.follow(), Follow::Following, "a stray click keeps following");
+        app.handle(&Event::Mouse(Mouse::ScrollDown { column: 30, row: 8 }));
+        assert_eq!(app.follow(), Follow::Browsing);
+        // Regression: a stray click while browsing used to switch back to following.
+        app.handle(&Event::Mouse(Mouse::Click { column: 70, row: 20 }));
+        assert_eq!(app.follow(), Follow::Browsing, "a stray click keeps browsing");
     }
 
     #[test]

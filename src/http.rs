@@ -1,4 +1,4 @@
-//! The optional HTTP listener: `/metrics` (Prometheus text), `/healthz` (the process is up),
+//! The operator's HTTP routes (served when `--metrics-listen` is set): `/metrics` (Prometheus text), `/healthz` (the process is up),
 //! `/readyz` (it accepts SSH connections). Plain HTTP/1.1 via axum; no SSH knowledge.
 
 use std::sync::Arc;

@@ -11,6 +11,7 @@ use ratatui::layout::{Rect, Size};
 use ratatui::{Terminal, TerminalOptions, Viewport as RatatuiViewport};
 
 use crate::app::{App, Follow, Role, Viewport};
+use crate::content::Content;
 use crate::room::Audience;
 use crate::terminal::{AnsiBackend, ColorDepth};
 use crate::ui;
@@ -24,6 +25,9 @@ struct FirstFrame {
     buffer: Buffer,
     /// Its geometry, for the app's scrolling and clicks.
     viewport: Viewport,
+    /// The content it shows, kept alive so its address (part of the key) is never reused by
+    /// a later version while this entry exists.
+    _content: Arc<Content>,
 }
 
 /// Everything a first frame depends on.
@@ -140,13 +144,14 @@ impl Screen {
             rows: self.rows,
             depth: self.depth,
             hyperlinks: self.options.hyperlinks,
-            content: std::ptr::from_ref(app.content()) as usize,
+            content: Arc::as_ptr(app.shared_content()) as usize,
             page: app.selected(),
             scroll: app.scroll(),
             follow: app.follow(),
             audience: app.audience(),
         };
         let (cols, rows, depth, options) = (self.cols, self.rows, self.depth, self.options);
+        let content = app.shared_content().clone();
         let frame = cache.get_or_render(key, || {
             let mut terminal = new_terminal(cols, rows, depth).ok()?;
             let mut viewport = Viewport::default();
@@ -155,7 +160,7 @@ impl Screen {
             // End in the default attributes, which a fresh backend assumes at the first redraw.
             bytes.extend_from_slice(b"\x1b[0m");
             bytes.shrink_to_fit();
-            Some(FirstFrame { bytes, buffer, viewport })
+            Some(FirstFrame { bytes, buffer, viewport, _content: content })
         });
         match frame {
             Some(frame) => {
