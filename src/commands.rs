@@ -81,7 +81,7 @@ pub fn run(command_line: &str, content: &Content) -> Output {
                 let slugs: Vec<&str> = content.sections.iter().map(|s| s.slug.as_str()).collect();
                 Output::usage_error(&format!(
                     "no section named `{}` (sections: {})",
-                    crate::sanitize::clean_short(name, 64),
+                    crate::content::sanitize::clean_short(name, 64),
                     slugs.join(", ")
                 ))
             }
@@ -89,7 +89,7 @@ pub fn run(command_line: &str, content: &Content) -> Output {
         ("section", _) => Output::usage_error("`section` takes one NAME"),
         (_, _) => Output::usage_error(&format!(
             "unknown command `{}`",
-            crate::sanitize::clean_short(command_line, 64)
+            crate::content::sanitize::clean_short(command_line, 64)
         )),
     }
 }

@@ -1,26 +1,23 @@
 //! sshbio: a person's bio behind `ssh bio.example.com`.
 //!
-//! Dependencies point one way: `server` (accept loop, limits, shutdown) -> `ssh` (the russh
-//! handler and per-connection session task; the only module that touches russh) -> `app`
-//! (state + update) and `ui` (drawing) -> `content` (the TOML model). `input` turns bytes into
-//! events, `terminal` turns frames into bytes; both are pure.
+//! The folders are the layers, and dependencies point one way:
+//!
+//! - `server` (accept loop, admission, PROXY protocol, shutdown) ->
+//! - `ssh` (the russh handler and per-connection session tasks; the only module that touches
+//!   russh) ->
+//! - `tui` (one visitor's terminal UI: input decoding, app state, drawing, screen bytes) and
+//!   `commands` (the plain-text and `ssh host CMD` output) ->
+//! - `content` (the TOML model, sanitising, wrapping, live reload).
+//!
+//! Beside them: `room` (what all sessions share during a talk, across replicas through Redis),
+//! `http` (the web companion page and the operator's endpoints) and `metrics` (the counters
+//! every layer records into).
 
-pub mod app;
-pub mod cluster;
 pub mod commands;
 pub mod content;
 pub mod http;
-pub mod input;
 pub mod metrics;
-pub mod preview;
-pub mod proxy;
-pub mod reload;
 pub mod room;
-pub mod sanitize;
-pub mod screen;
 pub mod server;
 pub mod ssh;
-pub mod terminal;
-pub mod text;
-pub mod ui;
-pub mod web;
+pub mod tui;

@@ -233,7 +233,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let metrics_routes = args.metrics_listen.map(|addr| (addr, sshbio::http::router(metrics.clone())));
         let web_routes = args.http_listen.map(|addr| {
             let info = page_info(&args, &key);
-            (addr, sshbio::web::router(content_rx.clone(), Arc::new(info)))
+            (addr, sshbio::http::web::router(content_rx.clone(), Arc::new(info)))
         });
         let listeners = match (metrics_routes, web_routes) {
             (Some((a, m)), Some((b, w))) if a == b => vec![(a, m.merge(w), "metrics, health and the web page")],
@@ -259,18 +259,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         let room = sshbio::room::Room::new();
         if let Some(url) = &args.redis {
-            sshbio::cluster::spawn(url.clone(), room.clone()).context("invalid --redis URL")?;
+            sshbio::room::cluster::spawn(url.clone(), room.clone()).context("invalid --redis URL")?;
         }
         let config = ServerConfig {
-            host_key: key.key,
+            host_key: key,
             content: content_rx,
             settings,
             limits,
-            trusted_proxies: sshbio::proxy::Trusted(args.trusted_proxies.clone()),
+            trusted_proxies: sshbio::server::proxy::Trusted(args.trusted_proxies.clone()),
             metrics: metrics.clone(),
             room,
         };
-        sshbio::reload::spawn(args.content.clone(), content_tx, metrics);
+        sshbio::content::reload::spawn(args.content.clone(), content_tx, metrics);
         server::run(listener, config, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
@@ -278,13 +278,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// What the web page tells visitors: the command to run and how to check the host key.
-fn page_info(args: &ServeArgs, key: &hostkey::HostKey) -> sshbio::web::PageInfo {
+fn page_info(args: &ServeArgs, key: &hostkey::HostKey) -> sshbio::http::web::PageInfo {
     let (ssh_command, sshfp) = match &args.public_host {
         Some(host) if args.public_port == 22 => (format!("ssh {host}"), key.sshfp_records(host)),
         Some(host) => (format!("ssh -p {} {host}", args.public_port), key.sshfp_records(host)),
         None => (format!("ssh -p {} localhost", args.listen.port()), Vec::new()),
     };
-    sshbio::web::PageInfo {
+    sshbio::http::web::PageInfo {
         ssh_command,
         fingerprint: key.fingerprint(),
         sshfp,
@@ -352,7 +352,7 @@ fn render(path: &std::path::Path, width: usize) -> anyhow::Result<ExitCode> {
 
 fn preview(path: &std::path::Path, section: Option<&str>) -> anyhow::Result<ExitCode> {
     let bio = content::load(path)?;
-    sshbio::preview::run(bio, section).context("cannot run the preview on this terminal")?;
+    sshbio::tui::preview::run(bio, section).context("cannot run the preview on this terminal")?;
     Ok(ExitCode::SUCCESS)
 }
 

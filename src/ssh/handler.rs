@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::session::{self, SessionSetup, Writer};
 use super::stream::Meter;
 use super::{PRESENTER_USER, Record, Shared, clamp_size};
-use crate::sanitize;
+use crate::content::sanitize;
 
 /// Input chunks queued for the session task before further input is dropped: with packets of
 /// at most 32 KiB this bounds buffered input, and a flood loses keystrokes, not memory.

@@ -22,11 +22,15 @@ pub enum HostKeyError {
     Format { path: PathBuf, message: String },
 }
 
-/// What [`load_or_create`] found.
+/// What [`load_or_create`] found. The key itself stays inside `ssh` (only `ssh` imports russh);
+/// the rest of the program passes this type around.
+#[derive(Clone)]
 pub struct HostKey {
-    pub key: PrivateKey,
+    /// The private key russh signs the key exchange with.
+    pub(crate) key: PrivateKey,
     /// True when the key was generated just now.
     pub created: bool,
+    /// Where the key lives, for the start-up log.
     pub path: PathBuf,
 }
 

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::content::Content;
 use crate::metrics::Metrics;
 use crate::room::Room;
-use crate::screen::FrameCache;
+use crate::tui::screen::FrameCache;
 use handler::Connection;
 use stream::{Meter, MeteredStream};
 

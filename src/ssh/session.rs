@@ -16,12 +16,12 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use super::stream::Meter;
 use super::{End, Record, Shared, clamp_size};
-use crate::app::{App, Effect, Role};
 use crate::commands;
-use crate::input::{Decoder, Event};
-use crate::screen::Screen;
-use crate::terminal::{ColorDepth, ENTER, MOUSE_OFF, MOUSE_ON, RESTORE};
-use crate::ui;
+use crate::tui::app::{App, Effect, Role};
+use crate::tui::input::{Decoder, Event};
+use crate::tui::screen::Screen;
+use crate::tui::terminal::{ColorDepth, ENTER, MOUSE_OFF, MOUSE_ON, RESTORE};
+use crate::tui::ui;
 
 /// A channel writer: window-aware, so a client that stops reading makes writes wait.
 pub type Writer = Pin<Box<dyn AsyncWrite + Send>>;

@@ -90,11 +90,11 @@ impl TestServer {
         let (content_tx, content_rx) = watch::channel(Arc::new(options.content));
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let config = ServerConfig {
-            host_key: key.key,
+            host_key: key,
             content: content_rx,
             settings: options.settings,
             limits: options.limits,
-            trusted_proxies: sshbio::proxy::Trusted(options.trusted_proxies),
+            trusted_proxies: sshbio::server::proxy::Trusted(options.trusted_proxies),
             metrics: options.metrics,
             room: sshbio::room::Room::new(),
         };

@@ -2,6 +2,10 @@
 //! how many follow the presenter, and where the presenter is. Newest-value channels only
 //! (`watch`), so a follower that is slow to draw skips to the latest position instead of
 //! queueing moves. No I/O and no SSH here.
+//!
+//! `cluster` bridges the room to other replicas through Redis. Must not import `ssh` or `tui`.
+
+pub mod cluster;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

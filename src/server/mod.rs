@@ -1,6 +1,10 @@
 //! The accept loop: connection limits (global, per address, per-address rate), one task per
 //! connection, and graceful shutdown (stop accepting, tell sessions, wait a bounded time).
 //! Knows nothing of SSH beyond calling `ssh::serve` and `ssh::refuse`.
+//!
+//! `proxy` reads PROXY protocol headers from trusted load balancers.
+
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -9,15 +13,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use russh::keys::PrivateKey;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::content::Content;
 use crate::metrics::Metrics;
-use crate::proxy::{ClientStream, Trusted};
 use crate::room::{AUDIENCE_TICK, Room};
+use crate::server::proxy::{ClientStream, Trusted};
 use crate::ssh::{self, Refusal, Settings, Shared};
 
 /// Connection limits, all checked before any SSH work is done.
@@ -42,7 +45,7 @@ impl Default for Limits {
 
 /// What the server needs to run.
 pub struct ServerConfig {
-    pub host_key: PrivateKey,
+    pub host_key: crate::ssh::hostkey::HostKey,
     /// The bio; publish a new value to reload every open session.
     pub content: watch::Receiver<Arc<Content>>,
     pub settings: Settings,
@@ -133,7 +136,7 @@ pub async fn run(
     let metrics = config.metrics.clone();
     let room = config.room.clone();
     let shared = Arc::new(Shared::new(
-        config.host_key,
+        config.host_key.key,
         config.content,
         stop_rx,
         config.settings,

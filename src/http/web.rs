@@ -436,7 +436,8 @@ mod tests {
     use crate::content::{Link, Section, parse_str};
 
     fn shipped() -> Content {
-        parse_str(include_str!("../content.toml"), Path::new("content.toml")).expect("shipped content parses")
+        parse_str(include_str!("../../content.toml"), Path::new("content.toml"))
+            .expect("shipped content parses")
     }
 
     fn info() -> PageInfo {

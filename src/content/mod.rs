@@ -1,6 +1,14 @@
 //! The bio: the content.toml schema, its validation and the immutable `Content` every session
 //! shares. Owns parsing and error reporting (file:line:column and key); knows nothing of SSH or
 //! terminals. Every string is sanitised here, once, so no content can steer a visitor's terminal.
+//!
+//! Submodules: `sanitize` (which characters may reach a terminal), `text` (word wrapping by
+//! display width) and `reload` (watching the file and SIGHUP). Must not import `ssh`, `tui`,
+//! `server` or `http`.
+
+pub mod reload;
+pub mod sanitize;
+pub mod text;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -8,8 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::sanitize;
-use crate::text::wrap;
+use self::text::wrap;
 
 /// The validated bio, shared read-only by all sessions (`Arc<Content>`, swapped whole on reload).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -321,7 +328,7 @@ fn backticked(message: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    const SHIPPED: &str = include_str!("../content.toml");
+    const SHIPPED: &str = include_str!("../../content.toml");
 
     fn parse(text: &str) -> Result<Content, ContentError> {
         parse_str(text, Path::new("bio.toml"))

@@ -10,11 +10,11 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Rect, Size};
 use ratatui::{Terminal, TerminalOptions, Viewport as RatatuiViewport};
 
-use crate::app::{App, Follow, Role, Viewport};
 use crate::content::Content;
 use crate::room::Audience;
-use crate::terminal::{AnsiBackend, ColorDepth};
-use crate::ui;
+use crate::tui::app::{App, Follow, Role, Viewport};
+use crate::tui::terminal::{AnsiBackend, ColorDepth};
+use crate::tui::ui;
 
 /// A first frame, rendered once and sent to every visitor who gets the same screen.
 #[derive(Debug)]
@@ -278,7 +278,8 @@ mod tests {
         // One content for every app, as all sessions of a server share one `Arc`.
         static CONTENT: std::sync::LazyLock<Arc<crate::content::Content>> = std::sync::LazyLock::new(|| {
             Arc::new(
-                crate::content::parse_str(include_str!("../content.toml"), Path::new("c")).expect("parses"),
+                crate::content::parse_str(include_str!("../../content.toml"), Path::new("c"))
+                    .expect("parses"),
             )
         });
         let mut app = App::new(CONTENT.clone(), None);
@@ -319,7 +320,7 @@ mod tests {
         let options = ui::Options::default();
         // Reference: what the screen should show after the key, drawn from scratch.
         let mut reference_app = app();
-        reference_app.handle(&crate::input::Event::Key(crate::input::Key::Char('7')));
+        reference_app.handle(&crate::tui::input::Event::Key(crate::tui::input::Key::Char('7')));
         let _ = reference_app.set_audience(Audience { connected: 10, following: 0 });
         let reference = Screen::new(80, 24, ColorDepth::Ansi256, options).render(&mut reference_app);
 
@@ -330,7 +331,7 @@ mod tests {
         let patch = screen.patch_top_line(&app);
         assert!(!patch.is_empty() && patch.len() < 200, "a patch is small: {} bytes", patch.len());
         assert!(screen_text(&[&first, &patch]).contains("10 here"));
-        app.handle(&crate::input::Event::Key(crate::input::Key::Char('7')));
+        app.handle(&crate::tui::input::Event::Key(crate::tui::input::Key::Char('7')));
         let redraw = screen.render(&mut app);
         assert_eq!(visible(&screen_text(&[&first, &patch, &redraw])), visible(&screen_text(&[&reference])));
     }
@@ -339,7 +340,8 @@ mod tests {
     fn a_key_after_hibernation_sends_a_diff_not_a_whole_screen() {
         let cache = FrameCache::default();
         let options = ui::Options::default();
-        let key = |app: &mut App, c| app.handle(&crate::input::Event::Key(crate::input::Key::Char(c)));
+        let key =
+            |app: &mut App, c| app.handle(&crate::tui::input::Event::Key(crate::tui::input::Key::Char(c)));
         let mut app = app();
         let mut screen = Screen::new(60, 14, ColorDepth::Ansi256, options);
         let mut shown = vec![screen.first_frame(&mut app, &cache)];

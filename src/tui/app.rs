@@ -7,8 +7,8 @@ use std::sync::Arc;
 use ratatui::layout::{Position, Rect};
 
 use crate::content::Content;
-use crate::input::{Event, Key, Mouse};
 use crate::room::{Audience, PresenterPosition};
+use crate::tui::input::{Event, Key, Mouse};
 
 /// Lines moved by one mouse-wheel notch.
 const WHEEL_LINES: usize = 3;
@@ -391,7 +391,7 @@ mod tests {
 
     fn app() -> App {
         let content =
-            crate::content::parse_str(include_str!("../content.toml"), Path::new("c")).expect("parses");
+            crate::content::parse_str(include_str!("../../content.toml"), Path::new("c")).expect("parses");
         let mut app = App::new(Arc::new(content), None);
         app.set_viewport(Viewport {
             body_height: 10,
@@ -464,7 +464,7 @@ mod tests {
     #[test]
     fn route_opens_the_named_section() {
         let content =
-            crate::content::parse_str(include_str!("../content.toml"), Path::new("c")).expect("parses");
+            crate::content::parse_str(include_str!("../../content.toml"), Path::new("c")).expect("parses");
         let content = Arc::new(content);
         assert_eq!(App::new(content.clone(), Some("EBPF")).selected(), 6);
         assert_eq!(App::new(content, Some("nobody")).selected(), 0);

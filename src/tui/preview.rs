@@ -9,11 +9,11 @@ use ratatui::layout::{Rect, Size};
 use ratatui::{Terminal, TerminalOptions, Viewport as RatatuiViewport};
 use termina::Terminal as _;
 
-use crate::app::{App, Effect, Viewport};
 use crate::content::Content;
-use crate::input::{self, Event};
-use crate::terminal::{AnsiBackend, ColorDepth, ENTER, MOUSE_OFF, MOUSE_ON, RESTORE};
-use crate::ui;
+use crate::tui::app::{App, Effect, Viewport};
+use crate::tui::input::{self, Event};
+use crate::tui::terminal::{AnsiBackend, ColorDepth, ENTER, MOUSE_OFF, MOUSE_ON, RESTORE};
+use crate::tui::ui;
 
 /// Runs the UI on this process's terminal until the user quits.
 pub fn run(content: Content, route: Option<&str>) -> std::io::Result<()> {

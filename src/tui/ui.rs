@@ -12,8 +12,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
 use unicode_width::UnicodeWidthStr;
 
-use crate::app::{App, Follow, Overlay, Page, Role, Viewport};
-use crate::text::wrap;
+use crate::content::text::wrap;
+use crate::tui::app::{App, Follow, Overlay, Page, Role, Viewport};
 
 /// Smallest terminal the layout works in; below it a short message asks for more room.
 pub const MIN_WIDTH: u16 = 24;
@@ -423,7 +423,7 @@ fn draw_help(frame: &mut Frame, area: Rect) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::{Event, Key};
+    use crate::tui::input::{Event, Key};
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
     use std::path::Path;
@@ -431,7 +431,7 @@ mod tests {
 
     fn shipped_app() -> App {
         let content =
-            crate::content::parse_str(include_str!("../content.toml"), Path::new("c")).expect("parses");
+            crate::content::parse_str(include_str!("../../content.toml"), Path::new("c")).expect("parses");
         App::new(Arc::new(content), None)
     }
 
