@@ -109,12 +109,17 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, env = "SSHBIO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// Most open connections in total.
+    /// Most open connections in total. One address may hold at most three quarters of them.
     #[arg(long, env = "SSHBIO_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
     max_connections: usize,
-    /// Most open connections from one address (a conference NAT shares one).
-    #[arg(long, env = "SSHBIO_MAX_PER_IP", default_value_t = Limits::default().max_per_ip)]
-    max_per_ip: usize,
+    /// An explicit cap on open connections from one address (default: none beyond the fair
+    /// share of three quarters of --max-connections; a conference room shares one NAT address).
+    #[arg(long, env = "SSHBIO_MAX_PER_IP")]
+    max_per_ip: Option<usize>,
+    /// Key exchanges in progress at once (like OpenSSH's MaxStartups); more wait their turn,
+    /// and one address may hold at most three quarters of them.
+    #[arg(long, env = "SSHBIO_MAX_STARTUPS", default_value_t = Limits::default().max_startups)]
+    max_startups: usize,
     /// New connections one address may open in a burst.
     #[arg(long, env = "SSHBIO_BURST_PER_IP", default_value_t = Limits::default().burst_per_ip)]
     burst_per_ip: u32,
@@ -206,7 +211,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let limits = Limits {
         max_connections: args.max_connections.max(1),
-        max_per_ip: args.max_per_ip.max(1),
+        max_per_ip: args.max_per_ip.map_or(usize::MAX, |cap| cap.max(1)),
+        max_startups: args.max_startups.max(1),
         burst_per_ip: args.burst_per_ip.max(1),
         rate_per_ip: args.rate_per_ip.max(0.0),
     };

@@ -1,47 +1,30 @@
-//! The accept loop: connection limits (global, per address, per-address rate), one task per
-//! connection, and graceful shutdown (stop accepting, tell sessions, wait a bounded time).
+//! The accept loop: one task per connection, admission (`admit`: the PROXY header, then the
+//! limits in `admission`), a fair key-exchange slot, and graceful shutdown (stop accepting,
+//! tell sessions, wait a bounded time).
 //! Knows nothing of SSH beyond calling `ssh::serve` and `ssh::refuse`.
 //!
 //! `proxy` reads PROXY protocol headers from trusted load balancers.
 
+pub mod admission;
 pub mod proxy;
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+pub use self::admission::Limits;
+use self::admission::{Admission, HandshakeSlot, Handshakes, Ticket};
+use self::proxy::{ClientStream, Trusted};
 use crate::content::Content;
 use crate::metrics::Metrics;
 use crate::room::{AUDIENCE_TICK, Room};
-use crate::server::proxy::{ClientStream, Trusted};
 use crate::ssh::{self, Refusal, Settings, Shared};
-
-/// Connection limits, all checked before any SSH work is done.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Open connections in total.
-    pub max_connections: usize,
-    /// Open connections from one address. A conference room shares one NAT address, so this
-    /// is high by default.
-    pub max_per_ip: usize,
-    /// New connections one address may open in a burst ...
-    pub burst_per_ip: u32,
-    /// ... and per second after that.
-    pub rate_per_ip: f64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self { max_connections: 4096, max_per_ip: 512, burst_per_ip: 600, rate_per_ip: 20.0 }
-    }
-}
 
 /// What the server needs to run.
 pub struct ServerConfig {
@@ -61,69 +44,90 @@ pub struct ServerConfig {
 /// How long a trusted proxy gets to send its header.
 const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Per-address bookkeeping for the limits.
-struct AddressState {
-    /// Connections open now.
-    open: usize,
-    /// Token bucket for new connections.
-    tokens: f64,
-    /// When `tokens` was last refilled.
-    refilled: Instant,
-}
-
-/// Tracks open connections and connection rates per client address.
-struct Registry {
-    limits: Limits,
-    addresses: Mutex<HashMap<IpAddr, AddressState>>,
-}
-
-impl Registry {
-    /// Admits a new connection from `ip`, or says why not.
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<AddressGuard, Refusal> {
-        let mut addresses = self.addresses.lock().map_err(|_| Refusal::ServerFull)?;
-        let now = Instant::now();
-        if addresses.len() > 50_000 {
-            // Forget addresses with nothing open whose bucket has refilled anyway.
-            let full_after = Duration::from_secs_f64(
-                f64::from(self.limits.burst_per_ip) / self.limits.rate_per_ip.max(0.001),
-            );
-            addresses.retain(|_, s| s.open > 0 || now.duration_since(s.refilled) < full_after);
-        }
-        let burst = f64::from(self.limits.burst_per_ip);
-        let state = addresses.entry(ip).or_insert(AddressState { open: 0, tokens: burst, refilled: now });
-        let elapsed = now.duration_since(state.refilled).as_secs_f64();
-        state.tokens = (state.tokens + elapsed * self.limits.rate_per_ip).min(burst);
-        state.refilled = now;
-        if state.open >= self.limits.max_per_ip {
-            return Err(Refusal::TooManyFromAddress);
-        }
-        if state.tokens < 1.0 {
-            return Err(Refusal::RateLimited);
-        }
-        state.tokens -= 1.0;
-        state.open += 1;
-        Ok(AddressGuard { registry: self.clone(), ip })
-    }
-}
-
-/// Counts one open connection against its address until dropped.
-struct AddressGuard {
-    registry: Arc<Registry>,
-    ip: IpAddr,
-}
-
-impl Drop for AddressGuard {
-    fn drop(&mut self) {
-        if let Ok(mut addresses) = self.registry.addresses.lock()
-            && let Some(state) = addresses.get_mut(&self.ip)
-        {
-            state.open = state.open.saturating_sub(1);
-        }
-    }
-}
-
 /// At most this many refusals are being written at once; past it, sockets are just closed.
 const MAX_REFUSALS_IN_FLIGHT: usize = 256;
+
+/// What the accept loop hands every connection task: the admission rules and what they need.
+struct Gate {
+    /// Connection limits (total, fair share per address, explicit cap, rate).
+    admission: Arc<Admission>,
+    /// The fair queue for key exchanges in progress.
+    handshakes: Arc<Handshakes>,
+    /// Networks whose connections start with a PROXY header.
+    trusted: Trusted,
+    /// Refusals are counted here.
+    metrics: Arc<Metrics>,
+    /// Bounds the refusals being written at once.
+    refusals: Arc<Semaphore>,
+    /// How long a connection may wait for a key-exchange slot before it is dropped.
+    queue_timeout: Duration,
+}
+
+/// A connection that may proceed to SSH.
+struct Admitted {
+    /// The stream, past any PROXY header.
+    stream: ClientStream,
+    /// The client's address (from the PROXY header behind a load balancer).
+    client: SocketAddr,
+    /// Its place in the limits, held until the connection ends.
+    ticket: Ticket,
+}
+
+/// Why a connection was turned away.
+enum Turned {
+    /// Over a limit: tell the client why.
+    Refused(ClientStream, SocketAddr, Refusal),
+    /// A trusted proxy sent no usable header: just close (counted under this reason).
+    Dropped(&'static str),
+}
+
+/// Decides whether a new connection gets in: reads the PROXY header from trusted proxies, then
+/// checks the limits for the client's address. The only place admission is decided.
+async fn admit(gate: &Gate, socket: TcpStream, peer: SocketAddr) -> Result<Admitted, Turned> {
+    if !gate.trusted.contains(&peer) {
+        let stream = if gate.trusted.is_empty() {
+            ClientStream::plain(socket)
+        } else {
+            ClientStream::untrusted(socket)
+        };
+        return match gate.admission.admit(peer.ip()) {
+            Ok(ticket) => Ok(Admitted { stream, client: peer, ticket }),
+            Err(refusal) => Err(Turned::Refused(stream, peer, refusal)),
+        };
+    }
+    // Behind a proxy: hold a place in the total while the header arrives.
+    let reservation = match gate.admission.reserve() {
+        Ok(reservation) => reservation,
+        Err(refusal) => return Err(Turned::Refused(ClientStream::plain(socket), peer, refusal)),
+    };
+    let (stream, client) = match ClientStream::with_header(socket, peer, PROXY_HEADER_TIMEOUT).await {
+        Ok(read) => read,
+        Err(e) => {
+            tracing::info!(%peer, error = %e, "connection from trusted proxy dropped");
+            return Err(Turned::Dropped("proxy-header"));
+        }
+    };
+    match reservation.assign(client.ip()) {
+        Ok(ticket) => Ok(Admitted { stream, client, ticket }),
+        Err(refusal) => Err(Turned::Refused(stream, client, refusal)),
+    }
+}
+
+/// One connection from accept to close: admission, a key-exchange slot, then SSH.
+async fn connection(gate: Arc<Gate>, shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
+    let admitted = match admit(&gate, socket, peer).await {
+        Ok(admitted) => admitted,
+        Err(Turned::Refused(stream, client, refusal)) => return refuse(stream, client, refusal, &gate),
+        Err(Turned::Dropped(reason)) => return gate.metrics.refused(reason),
+    };
+    let ip = admitted.client.ip();
+    let Ok(slot) = tokio::time::timeout(gate.queue_timeout, gate.handshakes.enter(ip)).await else {
+        tracing::info!(peer = %admitted.client, "no key-exchange slot in time; connection dropped");
+        return gate.metrics.refused("handshake-queue");
+    };
+    serve_one(admitted.stream, admitted.client, shared, slot).await;
+    drop(admitted.ticket);
+}
 
 /// Serves SSH on `listener` until `shutdown` completes, then drains open sessions.
 pub async fn run(
@@ -135,6 +139,14 @@ pub async fn run(
     let drain = config.settings.drain_timeout;
     let metrics = config.metrics.clone();
     let room = config.room.clone();
+    let gate = Arc::new(Gate {
+        handshakes: Handshakes::new(config.limits.max_startups),
+        admission: Admission::new(config.limits),
+        trusted: config.trusted_proxies,
+        metrics: metrics.clone(),
+        refusals: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
+        queue_timeout: config.settings.handshake_timeout,
+    });
     let shared = Arc::new(Shared::new(
         config.host_key.key,
         config.content,
@@ -143,20 +155,7 @@ pub async fn run(
         metrics.clone(),
         room.clone(),
     ));
-    // Audience counts reach screens at most once a tick, however many people join or leave.
-    let ticker = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(AUDIENCE_TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            room.publish_audience();
-        }
-    });
-    let trusted = Arc::new(config.trusted_proxies);
-    let registry =
-        Arc::new(Registry { limits: config.limits.clone(), addresses: Mutex::new(HashMap::new()) });
-    let slots = Arc::new(Semaphore::new(config.limits.max_connections));
-    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
+    let ticker = tokio::spawn(audience_ticker(room));
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     metrics.set_ready(true);
@@ -179,54 +178,7 @@ pub async fn run(
             },
         };
         let _ = socket.set_nodelay(true);
-        let behind_proxy = trusted.contains(&peer);
-        // Without a proxy the peer is the client: check its limits before spending a task.
-        let admitted = match slots.clone().try_acquire_owned() {
-            Ok(permit) if behind_proxy => Ok((permit, None)),
-            Ok(permit) => registry.admit(peer.ip()).map(|guard| (permit, Some(guard))),
-            Err(_) => Err(Refusal::ServerFull),
-        };
-        let (permit, guard) = match admitted {
-            Ok(admitted) => admitted,
-            Err(refusal) => {
-                refuse(socket, peer, refusal, &metrics, &refusals);
-                continue;
-            }
-        };
-        let (shared, trusted, registry, metrics, refusals) =
-            (shared.clone(), trusted.clone(), registry.clone(), metrics.clone(), refusals.clone());
-        tasks.spawn(async move {
-            let (stream, client, guard) = if behind_proxy {
-                match ClientStream::with_header(socket, peer, PROXY_HEADER_TIMEOUT).await {
-                    Ok((stream, client)) => match registry.admit(client.ip()) {
-                        Ok(guard) => (stream, client, guard),
-                        Err(refusal) => {
-                            drop(permit);
-                            refuse(stream, client, refusal, &metrics, &refusals);
-                            return;
-                        }
-                    },
-                    Err(e) => {
-                        tracing::info!(%peer, error = %e, "connection from trusted proxy dropped");
-                        metrics.refused("proxy-header");
-                        return;
-                    }
-                }
-            } else {
-                let stream = if trusted.is_empty() {
-                    ClientStream::plain(socket)
-                } else {
-                    ClientStream::untrusted(socket)
-                };
-                match guard {
-                    Some(guard) => (stream, peer, guard),
-                    None => return,
-                }
-            };
-            serve_one(stream, client, shared).await;
-            drop(guard);
-            drop(permit);
-        });
+        tasks.spawn(connection(gate.clone(), shared.clone(), socket, peer));
     }
 
     metrics.set_ready(false);
@@ -242,15 +194,22 @@ pub async fn run(
     Ok(())
 }
 
+/// Audience counts reach screens at most once a tick, however many people join or leave.
+async fn audience_ticker(room: Arc<Room>) {
+    let mut tick = tokio::time::interval(AUDIENCE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        room.publish_audience();
+    }
+}
+
 /// Logs and counts a refusal, then writes it (bounded in number, so a flood of refusals
 /// costs little).
-fn refuse<S>(stream: S, peer: SocketAddr, refusal: Refusal, metrics: &Metrics, in_flight: &Arc<Semaphore>)
-where
-    S: tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
+fn refuse(stream: ClientStream, peer: SocketAddr, refusal: Refusal, gate: &Gate) {
     tracing::info!(%peer, reason = refusal.as_str(), "connection refused");
-    metrics.refused(refusal.as_str());
-    if let Ok(permit) = in_flight.clone().try_acquire_owned() {
+    gate.metrics.refused(refusal.as_str());
+    if let Ok(permit) = gate.refusals.clone().try_acquire_owned() {
         tokio::spawn(async move {
             ssh::refuse(stream, refusal).await;
             drop(permit);
@@ -258,10 +217,10 @@ where
     }
 }
 
-async fn serve_one(socket: ClientStream, peer: SocketAddr, shared: Arc<Shared>) {
+async fn serve_one(socket: ClientStream, peer: SocketAddr, shared: Arc<Shared>, handshake: HandshakeSlot) {
     // A panic anywhere in this connection's code ends this connection only; it is caught and
     // logged here (its session tasks have their own supervisor).
-    let serve = std::panic::AssertUnwindSafe(ssh::serve(socket, peer, shared));
+    let serve = std::panic::AssertUnwindSafe(ssh::serve(socket, peer, shared, handshake));
     if serve.catch_unwind().await.is_err() {
         tracing::error!(%peer, "connection task panicked; only this connection ended");
     }

@@ -208,9 +208,13 @@ pub struct Record {
 }
 
 /// Serves one accepted TCP connection until it ends; returns how it ended.
-pub async fn serve<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>) -> End
+///
+/// `handshake` is held until the client has authenticated (or the connection ends): the
+/// server's bound on key exchanges in progress.
+pub async fn serve<S, H>(stream: S, peer: SocketAddr, shared: Arc<Shared>, handshake: H) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Send,
 {
     let started = Instant::now();
     shared.metrics.connection_opened();
@@ -244,6 +248,7 @@ where
             }
             _ = authed_rx => {}
         }
+        drop(handshake);
         let hard_limit =
             tokio::time::Instant::from_std(started) + settings.max_session + settings.drain_timeout;
         let mut shutdown = shared.shutdown.clone();
