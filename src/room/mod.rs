@@ -65,8 +65,24 @@ impl Default for Room {
     }
 }
 
-/// How often audience counts are published: joins and leaves in between cost one redraw.
+/// How often audience counts are published to a small room: joins and leaves in between cost
+/// one redraw. Bigger rooms are told less often (see [`audience_period`]).
 pub const AUDIENCE_TICK: Duration = Duration::from_secs(1);
+
+/// Visitors per extra second between audience updates.
+const VISITORS_PER_SECOND_OF_PERIOD: usize = 1_000;
+
+/// The longest wait between audience updates, however big the room.
+const MAX_AUDIENCE_PERIOD: Duration = Duration::from_secs(15);
+
+/// How long to wait between audience updates in a room of `connected` visitors: every second
+/// up to 2 000, then a second more per 1 000 visitors, at most 15 s. Every update patches every
+/// idle screen, so this keeps the work per second about constant as a keynote room grows
+/// (10 000 visitors: one update per 10 s), and nobody reads a five-digit count to the unit.
+pub fn audience_period(connected: usize) -> Duration {
+    let seconds = u64::try_from(connected / VISITORS_PER_SECOND_OF_PERIOD).unwrap_or(u64::MAX);
+    Duration::from_secs(seconds).clamp(AUDIENCE_TICK, MAX_AUDIENCE_PERIOD)
+}
 
 impl Room {
     pub fn new() -> Arc<Self> {
@@ -132,7 +148,16 @@ impl Room {
         self.local_presenter.subscribe()
     }
 
-    /// Publishes the counts if they changed. Called once per [`AUDIENCE_TICK`] by the server.
+    /// Publishes the counts every [`audience_period`] for as long as it runs (the server runs it
+    /// for its lifetime).
+    pub async fn publish_audience_forever(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(audience_period(self.counts().connected)).await;
+            self.publish_audience();
+        }
+    }
+
+    /// Publishes the counts if they changed.
     pub fn publish_audience(&self) {
         let counts = self.counts();
         self.audience.send_if_modified(|current| {
@@ -205,6 +230,45 @@ impl Drop for Stage {
             self.room.presenter.send_replace(None);
             self.room.local_presenter.send_replace(None);
         }
+    }
+}
+
+#[cfg(test)]
+mod period_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn small_rooms_hear_every_second_and_big_ones_less_often() {
+        assert_eq!(audience_period(0), Duration::from_secs(1));
+        assert_eq!(audience_period(1_999), Duration::from_secs(1));
+        assert_eq!(audience_period(3_000), Duration::from_secs(3));
+        assert_eq!(audience_period(10_000), Duration::from_secs(10));
+        assert_eq!(audience_period(1_000_000), Duration::from_secs(15));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_count_reaches_screens_at_the_rooms_pace() {
+        let room = Room::new();
+        let mut audience = room.audience();
+        let ticker = tokio::spawn(room.clone().publish_audience_forever());
+        let started = tokio::time::Instant::now();
+        let mut seats: Vec<Seat> = (0..10).map(|_| room.join()).collect();
+        audience.changed().await.expect("published");
+        assert_eq!(audience.borrow_and_update().connected, 10);
+        assert_eq!(started.elapsed(), Duration::from_secs(1), "a small room hears within a second");
+
+        // The room grows to 5 010: the next update after that comes 5 s later, not 1 s.
+        seats.extend((0..5_000).map(|_| room.join()));
+        audience.changed().await.expect("published");
+        let grown = tokio::time::Instant::now();
+        assert_eq!(audience.borrow_and_update().connected, 5_010);
+        seats.push(room.join());
+        audience.changed().await.expect("published");
+        assert_eq!(grown.elapsed(), Duration::from_secs(5), "5 000 visitors hear every 5 s");
+        assert_eq!(audience.borrow_and_update().connected, 5_011);
+        ticker.abort();
+        drop(seats);
     }
 }
 

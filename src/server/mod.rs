@@ -23,7 +23,7 @@ use self::admission::{Admission, HandshakeSlot, Handshakes, Ticket};
 use self::proxy::{ClientStream, Trusted};
 use crate::content::Content;
 use crate::metrics::Metrics;
-use crate::room::{AUDIENCE_TICK, Room};
+use crate::room::Room;
 use crate::ssh::{self, Refusal, Settings, Shared};
 
 /// What the server needs to run.
@@ -155,7 +155,7 @@ pub async fn run(
         metrics.clone(),
         room.clone(),
     ));
-    let ticker = tokio::spawn(audience_ticker(room));
+    let ticker = tokio::spawn(room.publish_audience_forever());
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     metrics.set_ready(true);
@@ -192,16 +192,6 @@ pub async fn run(
         tasks.abort_all();
     }
     Ok(())
-}
-
-/// Audience counts reach screens at most once a tick, however many people join or leave.
-async fn audience_ticker(room: Arc<Room>) {
-    let mut tick = tokio::time::interval(AUDIENCE_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        room.publish_audience();
-    }
 }
 
 /// Logs and counts a refusal, then writes it (bounded in number, so a flood of refusals

@@ -257,7 +257,12 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
             }
             Ok(()) = presenter.changed() => {
                 app.set_presenter(*presenter.borrow_and_update());
-                dirty = true;
+                if app.is_following() {
+                    // The same bytes as every other follower in this state, rendered once.
+                    raw.extend_from_slice(&screen.follow_frame(&mut app, &setup.shared.frames));
+                } else {
+                    dirty = true;
+                }
             }
             Ok(()) = audience.changed() => {
                 if app.set_audience(*audience.borrow_and_update()) {
@@ -265,7 +270,7 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
                         dirty = true;
                     } else {
                         // Idle visitors get the new count without a full frame.
-                        raw.extend_from_slice(&screen.patch_top_line(&app));
+                        raw.extend_from_slice(&screen.patch_top_line(&app, &setup.shared.frames));
                     }
                 }
             }

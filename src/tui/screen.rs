@@ -52,10 +52,14 @@ const PATCH_COLUMNS: u16 = 32;
 /// Most first frames kept; past it the cache starts over (entries are a few KiB each).
 const MAX_CACHED: usize = 128;
 
-/// First frames shared by all sessions of a server.
+/// First frames (and audience patches) shared by all sessions of a server.
 #[derive(Debug, Default)]
 pub struct FrameCache {
+    /// Whole screens: first frames, and followers' screens after a presenter move.
     frames: Mutex<HashMap<FrameKey, Arc<FirstFrame>>>,
+    /// Top-line patches for a new audience count, the same bytes for every idle screen in
+    /// the same state, so a count change costs one render per distinct screen, not per visitor.
+    patches: Mutex<HashMap<FrameKey, Arc<[u8]>>>,
 }
 
 impl FrameCache {
@@ -75,6 +79,20 @@ impl FrameCache {
             frames.insert(key, frame.clone());
         }
         Some(frame)
+    }
+
+    fn patch(&self, key: FrameKey, render: impl FnOnce() -> Vec<u8>) -> Arc<[u8]> {
+        if let Some(hit) = self.patches.lock().ok().and_then(|patches| patches.get(&key).cloned()) {
+            return hit;
+        }
+        let patch: Arc<[u8]> = render().into();
+        if let Ok(mut patches) = self.patches.lock() {
+            if patches.len() >= MAX_CACHED {
+                patches.clear();
+            }
+            patches.insert(key, patch.clone());
+        }
+        patch
     }
 }
 
@@ -133,13 +151,9 @@ impl Screen {
         }
     }
 
-    /// The first frame: from the cache when another visitor already got the same screen.
-    /// The presenter's screen is its own.
-    pub fn first_frame(&mut self, app: &mut App, cache: &FrameCache) -> Vec<u8> {
-        if app.role() == Role::Presenter {
-            return self.render(app);
-        }
-        let key = FrameKey {
+    /// Everything a shared screen of this visitor's view depends on.
+    fn key(&self, app: &App) -> FrameKey {
+        FrameKey {
             cols: self.cols,
             rows: self.rows,
             depth: self.depth,
@@ -149,7 +163,26 @@ impl Screen {
             scroll: app.scroll(),
             follow: app.follow(),
             audience: app.audience(),
-        };
+        }
+    }
+
+    /// A follower's screen after the presenter moved: the whole new screen from the shared
+    /// cache, after a clear. Every follower in the same state (size, depth, position, count)
+    /// gets the same bytes, rendered once, whether its screen was active or hibernated; after
+    /// it the screen holds no buffers of its own.
+    pub fn follow_frame(&mut self, app: &mut App, cache: &FrameCache) -> Vec<u8> {
+        let mut out = b"\x1b[0m\x1b[H\x1b[2J".to_vec();
+        out.extend_from_slice(&self.first_frame(app, cache));
+        out
+    }
+
+    /// The first frame: from the cache when another visitor already got the same screen.
+    /// The presenter's screen is its own.
+    pub fn first_frame(&mut self, app: &mut App, cache: &FrameCache) -> Vec<u8> {
+        if app.role() == Role::Presenter {
+            return self.render(app);
+        }
+        let key = self.key(app);
         let (cols, rows, depth, options) = (self.cols, self.rows, self.depth, self.options);
         let content = app.shared_content().clone();
         let frame = cache.get_or_render(key, || {
@@ -231,33 +264,41 @@ impl Screen {
     /// Bytes that redraw only the top line (where the audience count is) on a screen that
     /// holds no terminal. Costs one row instead of a whole frame; the next full render then
     /// starts from a cleared screen.
-    pub fn patch_top_line(&mut self, app: &App) -> Vec<u8> {
+    /// The bytes come from the shared cache: every idle screen in the same state gets the same.
+    pub fn patch_top_line(&mut self, app: &App, cache: &FrameCache) -> Arc<[u8]> {
         if self.is_active() || matches!(self.state, State::Blank) || !ui::fits(self.cols, self.rows) {
-            return Vec::new();
+            return Arc::from(Vec::new());
         }
-        let row = Rect::new(0, 0, self.cols, 1);
-        let mut buffer = Buffer::empty(row);
-        ui::draw_top_line(&mut buffer, row, app);
-        let mut backend = AnsiBackend::new(Size::new(self.cols, 1), self.depth);
-        // The count sits at the right end: only those columns are sent (they are redrawn
-        // exactly from the row, so whatever else is there stays right).
-        let from = usize::from(self.cols.saturating_sub(PATCH_COLUMNS));
-        let cells = buffer.content.iter().enumerate().skip(from).map(|(i, cell)| {
-            let x = u16::try_from(i).unwrap_or(u16::MAX);
-            (x, 0, cell)
-        });
-        let mut out = b"\x1b[0m".to_vec();
-        if ratatui::backend::Backend::draw(&mut backend, cells).is_err() {
-            return Vec::new();
-        }
-        out.extend_from_slice(&backend.take_output());
-        out.extend_from_slice(b"\x1b[0m");
+        let (cols, depth) = (self.cols, self.depth);
+        let patch = cache.patch(self.key(app), || top_line_bytes(cols, depth, app));
         // On screen now: the frame of this view (the earlier one with the new top line).
         if !matches!(self.state, State::Hibernated(None)) {
             self.state = State::Hibernated(Some(Box::new(app.clone())));
         }
-        out
+        patch
     }
+}
+
+/// Renders the top line of `app` at `cols` and encodes the columns the audience count uses.
+fn top_line_bytes(cols: u16, depth: ColorDepth, app: &App) -> Vec<u8> {
+    let row = Rect::new(0, 0, cols, 1);
+    let mut buffer = Buffer::empty(row);
+    ui::draw_top_line(&mut buffer, row, app);
+    let mut backend = AnsiBackend::new(Size::new(cols, 1), depth);
+    // The count sits at the right end: only those columns are sent (they are redrawn
+    // exactly from the row, so whatever else is there stays right).
+    let from = usize::from(cols.saturating_sub(PATCH_COLUMNS));
+    let cells = buffer.content.iter().enumerate().skip(from).map(|(i, cell)| {
+        let x = u16::try_from(i).unwrap_or(u16::MAX);
+        (x, 0, cell)
+    });
+    let mut out = b"\x1b[0m".to_vec();
+    if ratatui::backend::Backend::draw(&mut backend, cells).is_err() {
+        return Vec::new();
+    }
+    out.extend_from_slice(&backend.take_output());
+    out.extend_from_slice(b"\x1b[0m");
+    out
 }
 
 fn new_terminal(cols: u16, rows: u16, depth: ColorDepth) -> std::io::Result<Terminal<AnsiBackend>> {
@@ -328,12 +369,39 @@ mod tests {
         let mut screen = Screen::new(80, 24, ColorDepth::Ansi256, options);
         let first = screen.first_frame(&mut app, &cache);
         let _ = app.set_audience(Audience { connected: 10, following: 0 });
-        let patch = screen.patch_top_line(&app);
+        let patch = screen.patch_top_line(&app, &cache).to_vec();
         assert!(!patch.is_empty() && patch.len() < 200, "a patch is small: {} bytes", patch.len());
         assert!(screen_text(&[&first, &patch]).contains("10 here"));
         app.handle(&crate::tui::input::Event::Key(crate::tui::input::Key::Char('7')));
         let redraw = screen.render(&mut app);
         assert_eq!(visible(&screen_text(&[&first, &patch, &redraw])), visible(&screen_text(&[&reference])));
+    }
+
+    #[test]
+    fn idle_screens_in_the_same_state_share_one_audience_patch() {
+        let cache = FrameCache::default();
+        let options = ui::Options::default();
+        let mut screens: Vec<(Screen, App)> = (0..3)
+            .map(|_| {
+                let mut app = app();
+                let mut screen = Screen::new(80, 24, ColorDepth::Ansi256, options);
+                let _ = screen.first_frame(&mut app, &cache);
+                let _ = app.set_audience(Audience { connected: 42, following: 0 });
+                (screen, app)
+            })
+            .collect();
+        let patches: Vec<Arc<[u8]>> =
+            screens.iter_mut().map(|(screen, app)| screen.patch_top_line(app, &cache)).collect();
+        assert!(!patches[0].is_empty());
+        assert!(patches.iter().all(|p| Arc::ptr_eq(p, &patches[0])), "rendered once, shared by all");
+        let mut wider = Screen::new(100, 24, ColorDepth::Ansi256, options);
+        let mut app = app();
+        let _ = wider.first_frame(&mut app, &cache);
+        let _ = app.set_audience(Audience { connected: 42, following: 0 });
+        assert!(
+            !Arc::ptr_eq(&wider.patch_top_line(&app, &cache), &patches[0]),
+            "another width, another patch"
+        );
     }
 
     #[test]
