@@ -100,6 +100,7 @@ struct ServeArgs {
     presenter_keys: Option<PathBuf>,
     /// Share presenter moves and audience counts with other replicas through this Redis
     /// server (e.g. redis://10.0.0.5:6379/). Without it each replica is its own room.
+    #[cfg(feature = "redis")]
     #[arg(long, env = "SSHBIO_REDIS")]
     redis: Option<String>,
     /// Offer only the post-quantum hybrid key exchange (mlkem768x25519). Clients older than
@@ -264,6 +265,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tracing::info!(networks = ?args.trusted_proxies, "PROXY protocol required from these networks");
         }
         let room = sshbio::room::Room::new();
+        #[cfg(feature = "redis")]
         if let Some(url) = &args.redis {
             sshbio::room::cluster::spawn(url.clone(), room.clone()).context("invalid --redis URL")?;
         }

@@ -3,8 +3,10 @@
 //! (`watch`), so a follower that is slow to draw skips to the latest position instead of
 //! queueing moves. No I/O and no SSH here.
 //!
-//! `cluster` bridges the room to other replicas through Redis. Must not import `ssh` or `tui`.
+//! `cluster` bridges the room to other replicas through Redis (cargo feature `redis`, on by
+//! default). Must not import `ssh` or `tui`.
 
+#[cfg(feature = "redis")]
 pub mod cluster;
 
 use std::collections::HashMap;
