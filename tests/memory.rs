@@ -77,9 +77,12 @@ async fn memory_returns_near_its_start_after_a_crowd_and_abuse_leave() {
     }
     server.wait_log_count("session ended", 201);
 
-    // The allocator gives memory back on its own schedule: the bound must hold within a
-    // deadline, measured again until it does.
-    let bound = base + peak.saturating_sub(base) / 2;
+    // The allocator gives memory back on its own schedule (and keeps some of it in its arenas):
+    // the bound must hold within a deadline, measured again until it does. Seen on a 2-core
+    // machine: base 13 MiB, peak 230-260 MiB, after 43-70 MiB against a bound of about 93 MiB;
+    // with a leak of 512 KiB per session (100 MiB over the crowd), peak 340 MiB, after 150 MiB
+    // against a bound of 122 MiB: it fails, as it should.
+    let bound = base + peak.saturating_sub(base) / 3;
     let deadline = Instant::now() + WAIT;
     let mut after = rss_kib(pid);
     while after > bound && Instant::now() < deadline {
