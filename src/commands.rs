@@ -97,11 +97,11 @@ pub fn run(command_line: &str, content: &Content) -> Output {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+    use crate::content::fixtures;
 
+    /// The small fixture (sections `early`, `lighthouse`, `compilers`) plus one link.
     fn content() -> Content {
-        let mut c =
-            crate::content::parse_str(include_str!("../content.toml"), Path::new("c")).expect("parses");
+        let mut c = fixtures::parse(fixtures::SMALL);
         c.links.push(crate::content::Link { label: "Site".into(), url: "https://example.com".into() });
         c
     }
@@ -110,12 +110,19 @@ mod tests {
     fn commands_produce_their_output() {
         let c = content();
         assert!(run("help", &c).stdout.contains("section NAME"));
-        assert!(run("bio", &c).stdout.contains("Cloud Native Security"));
+        assert!(run("bio", &c).stdout.contains("The lighthouse"));
         assert_eq!(run("links", &c).stdout, "Site\thttps://example.com\n");
-        let ebpf = run("section EBPF", &c);
-        assert_eq!(ebpf.status, 0);
-        assert!(ebpf.stdout.starts_with("eBPF\n----\n"), "{}", ebpf.stdout);
-        assert!(run("sections", &c).stdout.contains("silicon-valley\tSilicon Valley\n"));
+        let section = run("section LIGHTHOUSE", &c);
+        assert_eq!(section.status, 0);
+        assert!(
+            section.stdout.starts_with("The lighthouse\n--------------\nFor six winters"),
+            "{}",
+            section.stdout
+        );
+        assert_eq!(
+            run("sections", &c).stdout,
+            "early\tEarly days\nlighthouse\tThe lighthouse\ncompilers\tCompilers\n"
+        );
     }
 
     #[test]
@@ -123,8 +130,8 @@ mod tests {
         let out = run("json", &content());
         let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("valid json");
         assert_eq!(v["schema"], 1);
-        assert_eq!(v["name"], "Liz Rice");
-        assert_eq!(v["sections"][6]["slug"], "ebpf");
+        assert_eq!(v["name"], "Ada Quill");
+        assert_eq!(v["sections"][2]["slug"], "compilers");
         assert!(v["sections"][0]["paragraphs"][0].as_str().is_some());
         assert_eq!(v["links"][0]["url"], "https://example.com");
     }

@@ -1,6 +1,7 @@
 //! The `sshbio` binary as an operator uses it: subcommands, start-up errors, the metrics
 //! endpoint, live reload of a real file (edit, rename-replace, invalid edit, SIGHUP) and
-//! SIGTERM. Each test runs its own server process on a free loopback port.
+//! SIGTERM. Each test runs its own server process on a free loopback port, serving the long
+//! fixture (tests/fixtures/long.toml); only the `check` test reads the owner's content.toml.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -25,9 +26,12 @@ fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 
 #[test]
 fn check_accepts_the_shipped_file_and_names_line_and_key_of_a_broken_one() {
+    // The owner's file must be valid; what it says is theirs to change.
     let out = sshbio(&["check", "content.toml"]);
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (7 sections"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok ("));
+    let out = sshbio(&["check", "tests/fixtures/long.toml"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (9 sections"), "{out:?}");
 
     let dir = temp_dir("cli-check");
     let bad = dir.join("bad.toml");
@@ -41,10 +45,10 @@ fn check_accepts_the_shipped_file_and_names_line_and_key_of_a_broken_one() {
 
 #[test]
 fn render_prints_plain_text_at_the_asked_width() {
-    let out = sshbio(&["render", "--width", "60"]);
+    let out = sshbio(&["render", "--width", "60", "--content", "tests/fixtures/long.toml"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("Cloud Native Security") && !text.contains('\x1b'));
+    assert!(text.contains("Retirement, briefly") && text.contains(&end(9)) && !text.contains('\x1b'));
     assert!(text.lines().all(|l| l.chars().count() <= 60));
 }
 
@@ -141,9 +145,17 @@ async fn metrics_and_health_over_http() {
     screen.send(b"q").await;
     screen.wait_close().await;
     disconnect(conn).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, body) =
-        tokio::task::spawn_blocking(move || http_get(metrics_addr, "/metrics")).await.unwrap();
+    // The session's end is counted once its task has finished: poll for it.
+    let ended = "sshbio_sessions_ended_total{value=\"quit\"} 1";
+    let deadline = Instant::now() + WAIT;
+    let (status, body) = loop {
+        let (status, body) =
+            tokio::task::spawn_blocking(move || http_get(metrics_addr, "/metrics")).await.unwrap();
+        if body.contains(ended) || Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(status, 200);
     for needle in [
         "sshbio_sessions_started_total{value=\"tui\"} 1",
@@ -176,24 +188,27 @@ async fn metrics_and_health_over_http() {
     }
 }
 
+/// The long fixture with section 4's first words replaced by `marker`.
+fn long_with(marker: &str) -> String {
+    fixtures::LONG.replace(&top(4), &format!("{marker}: harbour years part 1."))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_reload_edit_rename_invalid_edit_and_sighup() {
     let dir = workdir("reload");
     let server = Process::start(&dir, &[]);
     let conn = connect(server.addr, "visitor").await;
     let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
-    screen.press(b"4", "Not long after I had decided").await;
+    screen.press(b"4", &top(4)).await;
 
     // 1. An in-place edit.
-    let edited = SHIPPED.replace("Not long after I had decided", "EDIT ONE: not long after I had decided");
-    std::fs::write(dir.join("content.toml"), &edited).unwrap();
+    std::fs::write(dir.join("content.toml"), long_with("EDIT ONE")).unwrap();
     screen.wait_for_text("EDIT ONE").await;
-    assert!(screen.text().contains("▸4 Silicon Valley"), "stays on the same section");
+    assert!(screen.text().contains("▸4 Harbour years"), "stays on the same section");
 
     // 2. Replace by rename, as editors and Kubernetes ConfigMaps do.
     let tmp = dir.join(".content.toml.swp");
-    std::fs::write(&tmp, SHIPPED.replace("Not long after I had decided", "EDIT TWO: renamed into place"))
-        .unwrap();
+    std::fs::write(&tmp, long_with("EDIT TWO")).unwrap();
     std::fs::rename(&tmp, dir.join("content.toml")).unwrap();
     screen.wait_for_text("EDIT TWO").await;
 
@@ -201,15 +216,14 @@ async fn live_reload_edit_rename_invalid_edit_and_sighup() {
     std::fs::write(dir.join("content.toml"), "name = \"broken\n").unwrap();
     server.wait_log("content not reloaded");
     assert!(server.log().contains("content.toml:1:"), "{}", server.log());
-    screen.drain_for(Duration::from_millis(300)).await;
-    assert!(screen.text().contains("EDIT TWO"));
-    let conn2 = connect(server.addr, "visitor").await;
+    let conn2 = connect(server.addr, "harbour-years").await;
     let other = open_tui(&conn2, "xterm-256color", 80, 24, &[]).await;
-    assert!(other.text().contains("Education & internships"), "new visitors still get the last good bio");
+    assert!(other.text().contains("EDIT TWO"), "new visitors still get the last good bio");
+    assert!(screen.text().contains("EDIT TWO"));
 
-    // 4. SIGHUP reloads too (here after a fix).
-    std::fs::write(dir.join("content.toml"), SHIPPED.replace("Not long after I had decided", "EDIT THREE"))
-        .unwrap();
+    // 4. SIGHUP reloads too (here after a fix; the watcher would also see this write, so the
+    //    SIGHUP-only path has its own test in src/content/reload.rs).
+    std::fs::write(dir.join("content.toml"), long_with("EDIT THREE")).unwrap();
     server.signal("HUP");
     screen.wait_for_text("EDIT THREE").await;
 }
@@ -304,16 +318,20 @@ async fn the_web_page_is_served_and_follows_reloads() {
     let out =
         sshbio(&["fingerprint", "--keys", dir.join("keys").to_str().unwrap(), "--host", "bio.example.com"]);
     let fingerprint = String::from_utf8_lossy(&out.stdout).lines().next().unwrap().to_string();
-    for needle in
-        ["Liz Rice", "Silicon Valley", "ssh bio.example.com", fingerprint.as_str(), "IN SSHFP 4 2", "og:url"]
-    {
+    for needle in [
+        LONG_NAME,
+        "Retirement, briefly",
+        "ssh bio.example.com",
+        fingerprint.as_str(),
+        "IN SSHFP 4 2",
+        "og:url",
+    ] {
         assert!(body.contains(needle), "{needle} missing");
     }
     let (status, json) = tokio::task::spawn_blocking(move || http_get(http, "/bio.json")).await.unwrap();
     assert_eq!(status, 200);
     assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok());
-    std::fs::write(dir.join("content.toml"), SHIPPED.replace("Not long after I had decided", "WEB EDIT"))
-        .unwrap();
+    std::fs::write(dir.join("content.toml"), long_with("WEB EDIT")).unwrap();
     server.wait_log("content reloaded");
     let (_, body) = tokio::task::spawn_blocking(move || http_get(http, "/")).await.unwrap();
     assert!(body.contains("WEB EDIT"));

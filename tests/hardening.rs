@@ -1,5 +1,6 @@
 //! The server on the open internet: limits, timeouts, refusals, garbage, stalled readers,
-//! panics, crypto policy. Loopback only, every loop bounded in count and time.
+//! panics, crypto policy. Loopback only, every loop bounded in count and time. The server
+//! serves the long fixture (tests/fixtures/long.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -32,18 +33,8 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>,
 async fn still_serves(server: &TestServer) {
     let conn = connect(server.addr, "visitor").await;
     let screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
-    assert!(screen.text().contains("Education & internships"));
+    assert!(screen.text().contains(&top(1)));
     disconnect(conn).await;
-}
-
-fn metric(server_metrics: &sshbio::metrics::Metrics, line_start: &str) -> u64 {
-    server_metrics
-        .encode()
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -64,9 +55,9 @@ async fn per_address_limit_refuses_with_a_clear_reason() {
     assert!(text.contains("too many connections from your address"), "{text:?}");
     assert!(try_connect(server.addr, "c").await.is_err());
     assert_eq!(metric(&metrics, "sshbio_connections_refused_total{value=\"per-ip-limit\"}"), 2);
-    // Closing one makes room again.
+    // Closing one makes room again, once the server has seen it go.
     disconnect(a).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_metric(&metrics, "sshbio_connections_open", 1).await;
     let c = connect(server.addr, "c").await;
     disconnect(b).await;
     disconnect(c).await;
@@ -112,14 +103,13 @@ async fn a_conference_room_behind_one_address_gets_in_by_default() {
         open.push(result.unwrap());
     }
     assert_eq!(open.len(), 300);
-    // Every one of them is answered: read each first frame.
+    // Every one of them is answered: read each first frame (the name may span two packets).
     for (_, channel) in open.iter_mut() {
         let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
+        let mut received = Vec::new();
+        while !String::from_utf8_lossy(&received).contains(LONG_NAME) {
             match tokio::time::timeout_at(deadline, channel.wait()).await.unwrap() {
-                Some(ChannelMsg::Data { data }) if String::from_utf8_lossy(&data).contains("Liz Rice") => {
-                    break;
-                }
+                Some(ChannelMsg::Data { data }) => received.extend_from_slice(&data),
                 Some(_) => {}
                 None => panic!("closed"),
             }
@@ -231,7 +221,7 @@ async fn a_panic_in_one_session_ends_only_that_session() {
     assert_eq!(victim.wait_close().await, Some(1));
     assert!(!victim.vt.screen().alternate_screen(), "terminal restored after the panic");
     assert!(victim.text().contains("something went wrong"), "{}", victim.text());
-    bystander.press(b"2", "I joined what was then Data Connection").await;
+    bystander.press(b"2", &top(2)).await;
     still_serves(&server).await;
 }
 
@@ -325,7 +315,7 @@ async fn proxy_protocol_gives_real_addresses_only_from_trusted_networks() {
     v2.extend_from_slice(&[198, 51, 100, 2, 10, 0, 0, 1, 0x9c, 0x41, 0, 22]);
     let b = connect_via_proxy(server.addr, &v2, "b").await.unwrap();
     let screen = open_tui(&b, "xterm", 80, 24, &[]).await;
-    assert!(screen.text().contains("Liz Rice"));
+    assert!(screen.text().contains(LONG_NAME));
     // A second connection from 198.51.100.1 is over its limit: the limit used the real address.
     assert!(
         connect_via_proxy(server.addr, b"PROXY TCP4 198.51.100.1 10.0.0.1 40001 22\r\n", "c").await.is_err()
@@ -374,7 +364,7 @@ async fn a_flood_of_keystrokes_does_not_starve_other_sessions() {
     }
     let mut flooder = tokio::time::timeout(Duration::from_secs(60), flood).await.unwrap().unwrap();
     // The flooding session itself is still alive and answers.
-    flooder.press(b"7", "It was at DockerCon 2017").await;
+    flooder.press(b"7", &top(7)).await;
 }
 
 #[tokio::test]
@@ -384,12 +374,12 @@ async fn keepalives_end_connections_to_dead_clients() {
     let server =
         TestServer::start_with(Options { settings, metrics: metrics.clone(), ..Options::default() }).await;
     let mut child = ssh_tt_with_pipes(server.addr);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while metric(&metrics, "sshbio_connections_open") == 0 {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Frozen only once its session is up (a client frozen mid-handshake is the handshake
+    // timeout's business, not the keepalive's).
+    eventually("the ssh session to start", WAIT, || {
+        metric(&metrics, "sshbio_sessions_started_total{value=\"tui\"}") == 1
+    })
+    .await;
     // The client freezes (a laptop lid closes): it stops answering anything.
     let pid = child.id().unwrap().to_string();
     std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
@@ -400,65 +390,4 @@ async fn keepalives_end_connections_to_dead_clients() {
     }
     std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
     let _ = child.kill().await;
-}
-
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_returns_near_its_start_after_a_crowd_and_abuse_leave() {
-    let dir = workdir("memory");
-    let server = Process::start(&dir, &[]);
-    let pid = server.child.id();
-    // Warm up: one full session, so lazily allocated things exist before the baseline.
-    let conn = connect(server.addr, "warmup").await;
-    let mut s = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
-    s.send(b"q").await;
-    s.wait_close().await;
-    disconnect(conn).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let base = rss_kib(pid);
-
-    // A crowd of 200 sessions at 200x60, each drawing a few frames, plus garbage connections.
-    let mut crowd = Vec::new();
-    for i in 0..200 {
-        let conn = connect(server.addr, &format!("v{i}")).await;
-        let mut screen = open_tui(&conn, "xterm-256color", 200, 60, &[]).await;
-        screen.send(b"6G").await;
-        crowd.push((conn, screen));
-    }
-    for _ in 0..20 {
-        let mut s = TcpStream::connect(server.addr).await.unwrap();
-        let _ = s.write_all(b"SSH-2.0-x\r\n\x00\x00\x10\x00garbage").await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let peak = rss_kib(pid);
-    for (conn, mut screen) in crowd {
-        screen.send(b"q").await;
-        screen.wait_close().await;
-        disconnect(conn).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss_kib(pid);
-    eprintln!("server RSS: base {base} KiB, peak {peak} KiB, after {after} KiB");
-    assert!(peak > base, "the crowd used memory");
-    assert!(
-        after <= base + (peak - base) / 2,
-        "memory did not come back: base {base}, peak {peak}, after {after} KiB"
-    );
-    still_serves_addr(server.addr).await;
-}
-
-async fn still_serves_addr(addr: std::net::SocketAddr) {
-    let conn = connect(addr, "visitor").await;
-    let screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
-    assert!(screen.text().contains("Education & internships"));
 }

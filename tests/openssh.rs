@@ -85,16 +85,16 @@ async fn openssh_in_a_terminal_logs_in_without_a_prompt_reads_and_quits_with_sta
     let command = format!("{}; echo EXIT=$?; sleep 30", ssh_command(&server, "anyone", &[]));
     let tmux = Tmux::start("tui", &command);
     let tmux = tokio::task::spawn_blocking(move || {
-        let screen = tmux.wait_for("Liz Rice");
-        assert!(screen.contains("Education & internships") && screen.contains("7 eBPF"), "{screen}");
+        let screen = tmux.wait_for(LONG_NAME);
+        assert!(screen.contains(LONG_TITLES[0]) && screen.contains("7 Travels inland"), "{screen}");
         tmux.keys("7");
-        tmux.wait_for("It was at DockerCon 2017");
+        tmux.wait_for(&top(7));
         tmux.keys("Left");
-        tmux.wait_for("I joined the team at Aqua");
+        tmux.wait_for(&top(6));
         tmux.keys("q");
         let screen = tmux.wait_for("EXIT=");
         assert!(screen.contains("EXIT=0"), "{screen}");
-        assert!(!screen.contains("Liz Rice"), "the alternate screen is gone:\n{screen}");
+        assert!(!screen.contains(LONG_NAME), "the alternate screen is gone:\n{screen}");
         tmux
     })
     .await
@@ -106,10 +106,10 @@ async fn openssh_in_a_terminal_logs_in_without_a_prompt_reads_and_quits_with_sta
 async fn openssh_user_name_route_opens_that_section() {
     require("ssh");
     let server = TestServer::start().await;
-    let command = format!("{}; sleep 30", ssh_command(&server, "silicon-valley", &[]));
+    let command = format!("{}; sleep 30", ssh_command(&server, "harbour-years", &[]));
     let tmux = Tmux::start("route", &command);
     tokio::task::spawn_blocking(move || {
-        tmux.wait_for("Not long after I had decided");
+        tmux.wait_for(&top(4));
         tmux.keys("q");
     })
     .await
@@ -123,23 +123,24 @@ async fn openssh_without_a_terminal_gets_plain_text() {
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!text.contains('\x1b'), "no escape sequences: {text:?}");
-    for title in ["Education & internships", "Silicon Valley", "eBPF", "Miss you, Dan."] {
+    for title in LONG_TITLES {
         assert!(text.contains(title), "{title}");
     }
+    assert!(text.contains(&end(9)), "the whole bio, to its last word");
     assert!(text.lines().all(|l| l.chars().count() <= 80));
 }
 
 #[tokio::test]
 async fn openssh_commands_print_output_and_fail_clearly() {
     let server = TestServer::start().await;
-    let out = run_ssh(&server, "visitor", &[], &["section", "ebpf"]).await;
+    let out = run_ssh(&server, "visitor", &[], &["section", "the-atlas"]).await;
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("eBPF\n----\n") && text.contains("DockerCon 2017"), "{text}");
+    assert!(text.starts_with("The atlas\n---------\n") && text.contains(&end(6)), "{text}");
 
     let out = run_ssh(&server, "visitor", &[], &["json"]).await;
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["sections"].as_array().unwrap().len(), 7);
+    assert_eq!(json["sections"].as_array().unwrap().len(), 9);
 
     let out = run_ssh(&server, "visitor", &[], &["launch-rockets"]).await;
     assert_eq!(out.status.code(), Some(2));

@@ -1,5 +1,6 @@
 //! The interactive bio through a real SSH client (russh) and a terminal emulator (vt100):
-//! what a visitor with a terminal sees, and what their keys, mouse and window do.
+//! what a visitor with a terminal sees, and what their keys, mouse and window do. The server
+//! serves the long fixture (tests/fixtures/long.toml): nine sections that scroll.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -9,27 +10,17 @@ use std::time::Duration;
 
 use common::*;
 
-const TITLES: [&str; 7] = [
-    "Education & internships",
-    "Engineering",
-    "Product / consumer",
-    "Silicon Valley",
-    "Startups",
-    "Cloud Native Security",
-    "eBPF",
-];
-
 #[tokio::test]
 async fn pty_shell_shows_the_name_and_every_section() {
     let server = TestServer::start().await;
     let conn = connect(server.addr, "visitor").await;
     let screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
     let text = screen.text();
-    assert!(text.contains("Liz Rice") && text.contains("My back story"), "{text}");
-    for title in TITLES {
+    assert!(text.contains(LONG_NAME) && text.contains("Cartographer of imaginary coastlines"), "{text}");
+    for title in LONG_TITLES {
         assert!(text.contains(title), "missing {title}:\n{text}");
     }
-    assert!(text.contains("I read engineering at Pembroke College"), "{text}");
+    assert!(text.contains(&top(1)), "{text}");
     assert!(screen.vt.screen().alternate_screen(), "the UI runs on the alternate screen");
     assert!(screen.vt.screen().hide_cursor(), "the cursor is hidden");
 }
@@ -40,23 +31,24 @@ async fn section_and_scroll_keys_change_what_is_visible() {
     let conn = connect(server.addr, "visitor").await;
     let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
 
-    screen.press(b"\x1b[C", "I joined what was then Data Connection").await; // Right
-    screen.press(b"l", "I stepped away from coding").await;
-    screen.press(b"\t", "Not long after I had decided").await;
-    screen.press(b"\x1b[Z", "I stepped away from coding").await; // Shift-Tab
-    screen.press(b"h", "I joined what was then Data Connection").await;
-    screen.press(b"7", "It was at DockerCon 2017").await;
+    screen.press(b"\x1b[C", &top(2)).await; // Right
+    screen.press(b"l", &top(3)).await;
+    screen.press(b"\t", &top(4)).await;
+    screen.press(b"\x1b[Z", &top(3)).await; // Shift-Tab
+    screen.press(b"h", &top(2)).await;
+    screen.press(b"7", &top(7)).await;
 
-    // A small window so the long section has to scroll.
+    // A small window: every section scrolls.
     screen.resize(60, 12).await;
-    screen.press(b"6", "I joined the team at Aqua").await;
-    assert!(!screen.text().contains("Miss you, Dan."));
-    screen.press(b"G", "Miss you, Dan.").await;
-    assert!(!screen.text().contains("I joined the team at Aqua"), "{}", screen.text());
-    screen.press(b"g", "I joined the team at Aqua").await;
+    screen.press(b"6", &top(6)).await;
+    assert!(!screen.text().contains(&end(6)));
+    screen.press(b"G", &end(6)).await;
+    assert!(!screen.text().contains(&top(6)), "{}", screen.text());
+    screen.press(b"g", &top(6)).await;
     screen.send(b"\x1b[6~").await; // PgDn
-    screen.wait_for("a page down", |s| !s.contains("I joined the team at Aqua")).await;
-    screen.press(b"\x1b[5~", "I joined the team at Aqua").await; // PgUp
+    let top6 = top(6);
+    screen.wait_for("a page down", |s| !s.contains(&top6)).await;
+    screen.press(b"\x1b[5~", &top(6)).await; // PgUp
     screen.send(b"jjj").await;
     screen.wait_for("three lines down", |s| s.contains("4-")).await;
     screen.press(b"k", "3-").await;
@@ -69,7 +61,7 @@ async fn window_change_re_lays_out_at_the_new_size() {
     let mut screen = open_tui(&conn, "xterm-256color", 100, 30, &[]).await;
     assert!(screen.text().contains("╭ Sections"), "wide: side list\n{}", screen.text());
     screen.resize(40, 12).await;
-    screen.wait_for("the narrow tab bar", |s| s.contains("‹ 1/7 Education & internships ›")).await;
+    screen.wait_for("the narrow tab bar", |s| s.contains("‹ 1/9 Childhood by the estuary ›")).await;
     assert!(!screen.text().contains("╭ Sections"));
     screen.resize(20, 5).await;
     screen.wait_for_text("enlarge").await;
@@ -121,11 +113,14 @@ async fn a_static_screen_sends_nothing_while_idle() {
     let server = TestServer::start().await;
     let conn = connect(server.addr, "visitor").await;
     let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
-    screen.drain_for(Duration::from_millis(200)).await;
+    // Silence means something only from a session that is drawing: show that first.
+    screen.prove_live(b"2", &top(2)).await;
     assert_eq!(screen.drain_for(Duration::from_millis(1500)).await, 0, "no bytes while idle");
     // A key that changes nothing (already at the top) sends nothing either.
     screen.send(b"k").await;
-    assert_eq!(screen.drain_for(Duration::from_millis(500)).await, 0);
+    assert_eq!(screen.drain_for(Duration::from_millis(500)).await, 0, "k at the top sends nothing");
+    // Keys are handled in order: this one's frame proves `k` was read before the silence ended.
+    screen.prove_live(b"3", &top(3)).await;
 }
 
 #[tokio::test]
@@ -142,21 +137,21 @@ async fn zero_and_huge_sizes_are_clamped() {
         .vt
         .screen_mut()
         .set_size(std::num::NonZeroU16::new(200).unwrap(), std::num::NonZeroU16::new(500).unwrap());
-    screen.wait_for("a 500x200 frame", |s| s.lines().next().is_some_and(|l| l.contains("Liz Rice"))).await;
-    screen.drain_for(Duration::from_millis(300)).await;
-    screen.press(b"q", "").await;
+    screen.wait_for("a 500x200 frame", |s| s.lines().next().is_some_and(|l| l.contains(LONG_NAME))).await;
+    screen.wait_for("the side list at 500 columns", |s| s.contains("9 What comes next")).await;
+    screen.send(b"q").await;
     assert_eq!(screen.wait_close().await, Some(0));
 }
 
 #[tokio::test]
 async fn user_name_routes_to_a_section() {
     let server = TestServer::start().await;
-    let conn = connect(server.addr, "ebpf").await;
+    let conn = connect(server.addr, "the-atlas").await;
     let screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
-    assert!(screen.text().contains("It was at DockerCon 2017"), "{}", screen.text());
+    assert!(screen.text().contains(&top(6)), "{}", screen.text());
     let conn = connect(server.addr, "someone-else").await;
     let screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
-    assert!(screen.text().contains("I read engineering at Pembroke"), "{}", screen.text());
+    assert!(screen.text().contains(&top(1)), "{}", screen.text());
 }
 
 #[tokio::test]
@@ -165,11 +160,11 @@ async fn mouse_wheel_scrolls_click_selects_and_m_toggles() {
     let conn = connect(server.addr, "visitor").await;
     let mut screen = open_tui(&conn, "xterm-256color", 80, 14, &[]).await;
     assert_eq!(screen.vt.screen().mouse_protocol_mode(), vt100::MouseProtocolMode::PressRelease);
-    // Click "7 eBPF" in the side list: find its row on screen.
-    let row = screen.text().lines().position(|l| l.contains("7 eBPF")).unwrap();
+    // Click "7 Travels inland" in the side list: find its row on screen.
+    let row = screen.text().lines().position(|l| l.contains("7 Travels inland")).unwrap();
     let click = format!("\x1b[<0;5;{}M\x1b[<0;5;{}m", row + 1, row + 1);
-    screen.press(click.as_bytes(), "It was at DockerCon 2017").await;
-    screen.press(b"6", "I joined the team at Aqua").await;
+    screen.press(click.as_bytes(), &top(7)).await;
+    screen.press(b"6", &top(6)).await;
     screen.send(b"\x1b[<65;40;8M").await; // wheel down over the text
     screen.wait_for("scrolled by the wheel", |s| s.contains("4-")).await;
     screen.send(b"m").await;
@@ -187,9 +182,11 @@ async fn paste_focus_and_garbage_never_act_as_keys() {
     let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
     // A paste containing q (quit) and 7 (a section), focus events, a DA1 reply, junk.
     screen.send(b"\x1b[200~q7\x1b[201~\x1b[I\x1b[O\x1b[?62;22c\x1b[999;999;999Xjunk\xff\xfe").await;
-    screen.drain_for(Duration::from_millis(300)).await;
-    assert!(!screen.closed, "still open");
-    assert!(screen.text().contains("I read engineering at Pembroke"), "{}", screen.text());
+    // The next real key is read after all of that: G shows the end of the section we are on,
+    // which is still the first (the pasted 7 did not move us, the pasted q did not quit).
+    screen.press(b"G", "-ends.").await;
+    assert!(screen.text().contains(&end(1)), "{}", screen.text());
+    screen.press(b"g", &top(1)).await;
     // Random bytes, many packets.
     let mut state = 7u32;
     for _ in 0..50 {
@@ -197,15 +194,16 @@ async fn paste_focus_and_garbage_never_act_as_keys() {
             .map(|_| {
                 state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
                 let b = (state >> 16) as u8;
-                // Keep the quit keys out so the session survives to be checked.
-                if matches!(b, b'q' | 0x1b | 0x03 | 0x04) { b'x' } else { b }
+                // Keep the quit keys out so the session survives to be checked, and `?` so the
+                // help is closed when the probe below opens it.
+                if matches!(b, b'q' | 0x1b | 0x03 | 0x04 | b'?') { b'x' } else { b }
             })
             .collect();
         screen.send(&chunk).await;
     }
-    screen.drain_for(Duration::from_millis(300)).await;
+    // Random bytes may move and scroll; this key, read after them all, must still act.
+    screen.prove_live(b"?", "mouse on/off").await;
     assert!(!screen.closed);
-    screen.press(b"2", "I joined what was then Data Connection").await;
 }
 
 #[tokio::test]
@@ -219,7 +217,7 @@ async fn in_band_resize_is_honoured() {
         .screen_mut()
         .set_size(std::num::NonZeroU16::new(12).unwrap(), std::num::NonZeroU16::new(40).unwrap());
     screen.send(b"\x1b[48;12;40;0;0t").await;
-    screen.wait_for_text("‹ 1/7 Education & internships ›").await;
+    screen.wait_for_text("‹ 1/9 Childhood by the estuary ›").await;
 }
 
 #[tokio::test]
@@ -227,8 +225,8 @@ async fn content_reload_reaches_open_sessions_on_the_same_section() {
     let server = TestServer::start().await;
     let conn = connect(server.addr, "visitor").await;
     let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
-    screen.press(b"4", "Not long after").await;
-    let mut edited = shipped_content();
+    screen.press(b"4", &top(4)).await;
+    let mut edited = long_content();
     edited.sections.insert(
         0,
         sshbio::content::Section {
@@ -237,25 +235,26 @@ async fn content_reload_reaches_open_sessions_on_the_same_section() {
             paragraphs: vec!["Freshly added on stage.".into()],
         },
     );
-    edited.sections[4].paragraphs[0] = "Edited live: Silicon Valley text.".into();
+    // Section 4 is fifth now; the visitor stays on it (matched by slug).
+    edited.sections[4].paragraphs[0] = "Edited live: harbour text.".into();
     server.content.send_replace(Arc::new(edited));
-    screen.wait_for_text("Edited live: Silicon Valley text.").await;
+    screen.wait_for_text("Edited live: harbour text.").await;
     assert!(screen.text().contains("1 Now"), "{}", screen.text());
 }
 
 #[tokio::test]
 async fn links_page_has_osc8_hyperlinks_and_visible_urls() {
-    let server =
-        TestServer::start_with(Options { content: content_with_links(), ..Options::default() }).await;
+    let server = TestServer::serving(fixtures::LINKS).await;
     let conn = connect(server.addr, "links").await;
     let screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
     let text = screen.text();
-    assert!(text.contains("Example site") && text.contains("https://example.com/liz"), "{text}");
-    assert!(text.contains("8 Links"), "{text}");
+    assert!(text.contains("Homepage") && text.contains("https://cyrus.example.org/"), "{text}");
+    assert!(text.contains("3 Links"), "{text}");
     let raw = screen.raw_text();
-    assert!(raw.contains("\x1b]8;;https://example.com/liz\x1b\\Example site\x1b]8;;\x1b\\"), "{raw:?}");
+    assert!(raw.contains("\x1b]8;;https://cyrus.example.org/\x1b\\Homepage\x1b]8;;\x1b\\"), "{raw:?}");
+    assert!(raw.contains("\x1b]8;;mailto:cyrus@example.com\x1b\\Email\x1b]8;;\x1b\\"), "{raw:?}");
     // The layout is unchanged: the right border of the text box is still in its column.
-    let line = text.lines().find(|l| l.contains("Example site")).unwrap();
+    let line = text.lines().find(|l| l.contains("Homepage")).unwrap();
     assert!(line.trim_end().ends_with('│'), "{line}");
 
     // A dumb terminal gets no OSC 8 and no colour at all.
@@ -263,7 +262,7 @@ async fn links_page_has_osc8_hyperlinks_and_visible_urls() {
     let screen = open_tui(&conn, "dumb", 80, 24, &[]).await;
     let raw = screen.raw_text();
     assert!(!raw.contains("\x1b]8;"), "no OSC 8 for TERM=dumb");
-    assert!(screen.text().contains("https://example.com/liz"));
+    assert!(screen.text().contains("https://cyrus.example.org/"));
 }
 
 /// The colour SGR parameters in `raw` (38;... / 48;... / 30-37 ...).
@@ -387,18 +386,19 @@ async fn a_hibernated_session_redraws_correctly_on_the_next_key() {
     // The reference: a session that never sleeps between keys.
     let conn = connect(server.addr, "visitor").await;
     let mut awake = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
-    awake.press(b"6", "I joined the team at Aqua").await;
-    awake.press(b"7", "It was at DockerCon 2017").await;
-    // The same keys with a nap before each.
+    awake.press(b"6", &top(6)).await;
+    awake.press(b"7", &top(7)).await;
+    // The same keys with a nap before each. The naps are the point (the session hibernates
+    // after 200 ms without input), not a wait for something to happen.
     let conn = connect(server.addr, "visitor").await;
     let mut sleepy = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    sleepy.press(b"6", "I joined the team at Aqua").await;
+    sleepy.press(b"6", &top(6)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    sleepy.press(b"7", "It was at DockerCon 2017").await;
-    sleepy.drain_for(Duration::from_millis(200)).await;
-    awake.drain_for(Duration::from_millis(200)).await;
+    sleepy.prove_live(b"7", &top(7)).await;
+    awake.settle().await;
     assert_eq!(sleepy.text(), awake.text(), "no leftovers from the previous frame");
     // And nothing at all is sent while it sleeps.
     assert_eq!(sleepy.drain_for(Duration::from_millis(600)).await, 0);
+    sleepy.prove_live(b"8", &top(8)).await;
 }

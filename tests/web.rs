@@ -16,7 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-const SHIPPED: &str = include_str!("../content.toml");
+/// The long fixture (tests/fixtures/long.toml): nine made-up sections.
+const LONG: &str = include_str!("fixtures/long.toml");
 
 /// How long one HTTP exchange may take.
 const WAIT: Duration = Duration::from_secs(10);
@@ -59,8 +60,8 @@ label = "<script>alert(5)</script>"
 url = "https://example.com/?\"onmouseover=alert(6)&<script>"
 "#;
 
-fn shipped() -> Content {
-    parse_str(SHIPPED, Path::new("content.toml")).unwrap()
+fn long() -> Content {
+    parse_str(LONG, Path::new("long.toml")).unwrap()
 }
 
 fn hostile() -> Content {
@@ -143,7 +144,7 @@ async fn get(addr: SocketAddr, path: &str) -> Reply {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_and_json_over_http() {
-    let server = serve(shipped()).await;
+    let server = serve(long()).await;
 
     let page = get(server.addr, "/").await;
     assert_eq!(page.status, 200);
@@ -151,16 +152,18 @@ async fn page_and_json_over_http() {
     assert_eq!(page.header("cache-control"), "no-cache");
     assert!(page.header("content-security-policy").starts_with("default-src 'none'"));
     assert!(page.body.starts_with("<!doctype html>\n<html lang=\"en\">"));
-    assert!(page.body.contains("<title>Liz Rice · My back story</title>"));
-    assert!(page.body.contains("<h1>Liz Rice</h1>"));
-    let content = shipped();
+    assert!(
+        page.body
+            .contains("<title>Bartholomew Fennimore-Oakes · Cartographer of imaginary coastlines</title>")
+    );
+    assert!(page.body.contains("<h1>Bartholomew Fennimore-Oakes</h1>"));
+    let content = long();
     for section in &content.sections {
-        // Titles are HTML-escaped ("Education &amp; internships").
+        // Titles are HTML-escaped (the hostile test below shows it on markup).
         let title = web::escape(&section.title);
         assert!(page.body.contains(&format!("<h2 id=\"{}_title\">{title}</h2>", section.slug)), "{title}");
         assert!(page.body.contains(&format!("<a href=\"#{}\">{title}</a>", section.slug)), "{title}");
     }
-    assert!(page.body.contains("Education &amp; internships"));
     assert!(page.body.contains("<code>ssh bio.example.com</code>"));
     assert!(page.body.contains(&format!("<meta property=\"og:url\" content=\"http://{}/\">", server.addr)));
     assert!(page.body.contains("<a href=\"/bio.json\">"));
@@ -171,9 +174,9 @@ async fn page_and_json_over_http() {
     assert_eq!(json.header("cache-control"), "no-cache");
     let bio: serde_json::Value = serde_json::from_str(&json.body).expect("/bio.json is JSON");
     assert_eq!(bio["schema"], 1);
-    assert_eq!(bio["name"], "Liz Rice");
-    assert_eq!(bio["sections"].as_array().map(Vec::len), Some(7));
-    assert_eq!(bio["sections"][0]["title"], "Education & internships");
+    assert_eq!(bio["name"], "Bartholomew Fennimore-Oakes");
+    assert_eq!(bio["sections"].as_array().map(Vec::len), Some(9));
+    assert_eq!(bio["sections"][0]["title"], "Childhood by the estuary");
     assert_eq!(
         json.body,
         sshbio::commands::run("json", &content).stdout,
@@ -185,8 +188,8 @@ async fn page_and_json_over_http() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_content_update_shows_on_the_next_request_escaped() {
-    let server = serve(shipped()).await;
-    assert!(get(server.addr, "/").await.body.contains("<h1>Liz Rice</h1>"));
+    let server = serve(long()).await;
+    assert!(get(server.addr, "/").await.body.contains("<h1>Bartholomew Fennimore-Oakes</h1>"));
 
     // What the reloader does after a valid edit.
     server.content.send_replace(Arc::new(hostile()));
@@ -194,7 +197,7 @@ async fn a_content_update_shows_on_the_next_request_escaped() {
     let page = get(server.addr, "/").await;
     assert_eq!(page.status, 200);
     let html = &page.body;
-    assert!(!html.contains("Liz Rice"), "the old content is gone");
+    assert!(!html.contains("Bartholomew"), "the old content is gone");
     for raw in ["<script>alert", "<img src", "\"onmouseover", "<b>bold", "<i>text", "'quoted'"] {
         assert!(!html.contains(raw), "unescaped {raw:?} in the page");
     }
@@ -217,8 +220,8 @@ async fn a_content_update_shows_on_the_next_request_escaped() {
     assert_eq!(bio["sections"].as_array().map(Vec::len), Some(1));
 
     // And back: live reloads keep showing.
-    server.content.send_replace(Arc::new(shipped()));
-    assert!(get(server.addr, "/").await.body.contains("<h1>Liz Rice</h1>"));
+    server.content.send_replace(Arc::new(long()));
+    assert!(get(server.addr, "/").await.body.contains("<h1>Bartholomew Fennimore-Oakes</h1>"));
 }
 
 /// Output of one Chromium run.
@@ -319,11 +322,11 @@ fn dom_text(text: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_shows_every_section_without_console_errors() {
-    let server = serve(shipped()).await;
+    let server = serve(long()).await;
     let browser = chromium(&["--dump-dom".into(), format!("http://{}/", server.addr)]).await;
     let dom = &browser.stdout;
-    assert!(dom.contains("<h1>Liz Rice</h1>"), "the page did not load:\n{dom}");
-    for section in &shipped().sections {
+    assert!(dom.contains("<h1>Bartholomew Fennimore-Oakes</h1>"), "the page did not load:\n{dom}");
+    for section in &long().sections {
         let title = dom_text(&section.title);
         assert!(
             dom.contains(&format!("<section class=\"story\" id=\"{}\"", section.slug)),

@@ -312,17 +312,13 @@ fn new_terminal(cols: u16, rows: u16, depth: ColorDepth) -> std::io::Result<Term
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::content::fixtures;
     use std::num::NonZeroU16;
-    use std::path::Path;
 
     fn app() -> App {
         // One content for every app, as all sessions of a server share one `Arc`.
-        static CONTENT: std::sync::LazyLock<Arc<crate::content::Content>> = std::sync::LazyLock::new(|| {
-            Arc::new(
-                crate::content::parse_str(include_str!("../../content.toml"), Path::new("c"))
-                    .expect("parses"),
-            )
-        });
+        static CONTENT: std::sync::LazyLock<Arc<crate::content::Content>> =
+            std::sync::LazyLock::new(|| fixtures::shared(fixtures::LONG));
         let mut app = App::new(CONTENT.clone(), None);
         let _ = app.set_audience(Audience { connected: 9, following: 0 });
         app

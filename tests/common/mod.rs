@@ -22,7 +22,57 @@ use tokio::sync::{oneshot, watch};
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-pub const SHIPPED: &str = include_str!("../../content.toml");
+/// A channel that stays silent this long has finished sending its frame.
+pub const SETTLE: Duration = Duration::from_millis(150);
+
+/// The made-up bios in `tests/fixtures/`. Tests read these, never the owner's content.toml, so
+/// editing the bio never breaks a test.
+pub mod fixtures {
+    /// Three short sections (`early`, `lighthouse`, `compilers`), no links.
+    pub const SMALL: &str = include_str!("../fixtures/small.toml");
+    /// Nine sections that scroll at every size (see [`super::top`] and [`super::end`]): the
+    /// content of every test server unless a test picks another.
+    pub const LONG: &str = include_str!("../fixtures/long.toml");
+    /// Two sections and three links (https, http, mailto).
+    pub const LINKS: &str = include_str!("../fixtures/links.toml");
+    /// Wide CJK, emoji and combining accents.
+    pub const UNICODE: &str = include_str!("../fixtures/unicode.toml");
+    /// Every size at its limit.
+    pub const MAX: &str = include_str!("../fixtures/max.toml");
+    /// The name of each fixture's person: one of them is on every first frame.
+    pub const NAMES: [&str; 5] = ["Ada Quill", "Bartholomew", "Cyrus Pell", "Zoë Nakamura", "Maximilian"];
+}
+
+/// The long fixture's section titles, in order.
+pub const LONG_TITLES: [&str; 9] = [
+    "Childhood by the estuary",
+    "Apprentice mapmaker",
+    "The survey ship",
+    "Harbour years",
+    "Teaching",
+    "The atlas",
+    "Travels inland",
+    "Retirement, briefly",
+    "What comes next",
+];
+
+/// The long fixture's person.
+pub const LONG_NAME: &str = "Bartholomew Fennimore-Oakes";
+
+/// Text at the top of section `n` (1-based) of the long fixture, never in the navigation.
+pub fn top(n: usize) -> String {
+    format!("{} part 1.", LONG_TITLES[n - 1])
+}
+
+/// The last word of section `n` (1-based) of the long fixture: one word, so never wrapped.
+pub fn end(n: usize) -> String {
+    format!("Chapter-{n}-ends.")
+}
+
+/// A fixture, parsed.
+pub fn fixture(text: &str) -> Content {
+    sshbio::content::parse_str(text, Path::new("fixture.toml")).unwrap()
+}
 
 /// A fresh, empty temporary directory for this test.
 pub fn temp_dir(name: &str) -> PathBuf {
@@ -32,17 +82,43 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-pub fn shipped_content() -> Content {
-    sshbio::content::parse_str(SHIPPED, Path::new("content.toml")).unwrap()
+/// The long fixture: what every test server serves unless the test picks another.
+pub fn long_content() -> Content {
+    fixture(fixtures::LONG)
 }
 
-/// The shipped bio plus two links, for tests of the links page and OSC 8.
-pub fn content_with_links() -> Content {
-    let mut c = shipped_content();
-    c.links
-        .push(sshbio::content::Link { label: "Example site".into(), url: "https://example.com/liz".into() });
-    c.links.push(sshbio::content::Link { label: "Mail".into(), url: "mailto:someone@example.com".into() });
-    c
+/// Polls `check` every 20 ms until it holds; fails naming `what` after `limit`.
+pub async fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The value of the first line of `metrics`' text encoding that starts with `line_start`
+/// (0 when absent).
+pub fn metric(metrics: &sshbio::metrics::Metrics, line_start: &str) -> u64 {
+    metrics
+        .encode()
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits until the metric line starting with `line_start` reads `value`.
+pub async fn wait_metric(metrics: &sshbio::metrics::Metrics, line_start: &str, value: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metric(metrics, line_start) != value {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{line_start} never reached {value}:\n{}",
+            metrics.encode()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A running server on a loopback port.
@@ -66,7 +142,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            content: shipped_content(),
+            content: long_content(),
             settings: Settings::default(),
             limits: Limits::default(),
             keys: None,
@@ -79,6 +155,11 @@ impl Default for Options {
 impl TestServer {
     pub async fn start() -> Self {
         Self::start_with(Options::default()).await
+    }
+
+    /// A server with default settings serving `fixture` (one of [`fixtures`]).
+    pub async fn serving(fixture_text: &str) -> Self {
+        Self::start_with(Options { content: fixture(fixture_text), ..Options::default() }).await
     }
 
     pub async fn start_with(options: Options) -> Self {
@@ -236,7 +317,38 @@ impl Screen {
         self.wait_for(needle, move |s| s.contains(&owned)).await;
     }
 
-    /// Reads for `quiet` and returns whatever arrived (for "nothing is sent" checks).
+    /// Reads until nothing has arrived for [`SETTLE`] (at most [`WAIT`]): the rest of a frame
+    /// that is still on its way. Fails if the channel never goes quiet.
+    pub async fn settle(&mut self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let quiet_until = (tokio::time::Instant::now() + SETTLE).min(deadline);
+            match tokio::time::timeout_at(quiet_until, self.channel.wait()).await {
+                Ok(msg) => {
+                    if !self.absorb(msg) {
+                        return;
+                    }
+                }
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    panic!("the channel never went quiet; screen:\n{}", self.text())
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Proves the session is live: sends a key that redraws, sees `expect` on screen and reads
+    /// the rest of that frame. Run it before a "nothing arrives" check, so the check cannot
+    /// pass just because the server is slow or stuck, and after it, to show the session was
+    /// still answering.
+    pub async fn prove_live(&mut self, key: &[u8], expect: &str) {
+        assert!(!self.text().contains(expect), "{expect:?} is on screen already; pick a key that changes it");
+        self.press(key, expect).await;
+        self.settle().await;
+    }
+
+    /// Reads for `quiet` and returns how many bytes arrived (for "nothing is sent" checks,
+    /// after [`Screen::prove_live`]).
     pub async fn drain_for(&mut self, quiet: Duration) -> usize {
         let before = self.raw.len();
         let deadline = tokio::time::Instant::now() + quiet;
@@ -288,7 +400,7 @@ pub async fn open_tui(conn: &Conn, term: &str, cols: u16, rows: u16, env: &[(&st
     channel.request_shell(true).await.unwrap();
     let (cols, rows) = (if cols == 0 { 80 } else { cols }, if rows == 0 { 24 } else { rows });
     let mut screen = Screen::new(channel, cols.min(500), rows.min(200));
-    screen.wait_for("the first frame", |s| s.contains("Liz Rice")).await;
+    screen.wait_for("the first frame", |s| fixtures::NAMES.iter().any(|name| s.contains(name))).await;
     screen
 }
 
@@ -399,9 +511,14 @@ impl Process {
     }
 
     pub fn wait_log(&self, needle: &str) {
+        self.wait_log_count(needle, 1);
+    }
+
+    /// Waits until `needle` is in the log `count` times (a second reload, a second session).
+    pub fn wait_log_count(&self, needle: &str, count: usize) {
         let deadline = Instant::now() + WAIT;
-        while !self.log().contains(needle) {
-            assert!(Instant::now() < deadline, "log never showed {needle:?}:\n{}", self.log());
+        while self.log().matches(needle).count() < count {
+            assert!(Instant::now() < deadline, "log never showed {needle:?} {count} times:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -414,8 +531,14 @@ impl Drop for Process {
     }
 }
 
+/// A fresh directory whose content.toml is the long fixture, for [`Process::start`].
 pub fn workdir(name: &str) -> PathBuf {
+    workdir_with(name, fixtures::LONG)
+}
+
+/// A fresh directory whose content.toml is `fixture_text`.
+pub fn workdir_with(name: &str, fixture_text: &str) -> PathBuf {
     let dir = temp_dir(&format!("cli-{name}"));
-    std::fs::write(dir.join("content.toml"), SHIPPED).unwrap();
+    std::fs::write(dir.join("content.toml"), fixture_text).unwrap();
     dir
 }
