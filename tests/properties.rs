@@ -87,7 +87,7 @@ fn terminal_bytes() -> impl Strategy<Value = Vec<u8>> {
         1 => Just(b'<'),
         1 => Just(b'~'),
         1 => Just(b'O'),
-        4 => (b'0'..=b'9'),
+        4 => b'0'..=b'9',
         4 => any::<u8>(),
     ];
     proptest::collection::vec(byte, 0..300)
