@@ -106,6 +106,11 @@ struct ServeArgs {
     /// OpenSSH 9.9 (e.g. Debian 12's 9.2) then cannot connect, so it is off by default.
     #[arg(long, env = "SSHBIO_PQ_ONLY_KEX")]
     pq_only_kex: bool,
+    /// Offer only AEAD ciphers and encrypt-then-MAC MACs. By default aes128-ctr/aes256-ctr
+    /// and hmac-sha2-256/512 follow them as a last resort for older libraries (libssh2
+    /// before 1.11, so Debian 12's curl; paramiko before 3.5), which then cannot connect.
+    #[arg(long, env = "SSHBIO_STRICT_CRYPTO")]
+    strict_crypto: bool,
     /// Log format.
     #[arg(long, env = "SSHBIO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -198,6 +203,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         keepalive_interval: Duration::from_secs(args.keepalive.max(1)),
         drain_timeout: Duration::from_secs(args.drain_timeout),
         pq_only_kex: args.pq_only_kex,
+        strict_crypto: args.strict_crypto,
         presenter_keys: match &args.presenter_keys {
             Some(path) => sshbio::ssh::hostkey::load_authorized_keys(path)?,
             None => Vec::new(),

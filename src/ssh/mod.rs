@@ -44,6 +44,9 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// Offer only the post-quantum hybrid key exchange (OpenSSH 9.9+ clients only).
     pub pq_only_kex: bool,
+    /// Offer only AEAD ciphers and encrypt-then-MAC MACs: drops the CTR ciphers and plain
+    /// SHA-2 MACs kept as a last resort for older libraries (libssh2 < 1.11, paramiko < 3.5).
+    pub strict_crypto: bool,
     /// A session without events for this long frees its screen buffers: idle visitors then
     /// cost a few KiB instead of two full cell buffers; the next event redraws the screen once.
     pub hibernate_after: Duration,
@@ -65,6 +68,7 @@ impl Default for Settings {
             esc_timeout: Duration::from_millis(30),
             drain_timeout: Duration::from_secs(5),
             pq_only_kex: false,
+            strict_crypto: false,
             hibernate_after: Duration::from_secs(3),
             presenter_keys: Vec::new(),
         }
@@ -103,9 +107,10 @@ impl Shared {
     }
 }
 
-/// Modern algorithms only: hybrid post-quantum and X25519 key exchange, Ed25519 host key,
+/// Modern algorithms first: hybrid post-quantum and X25519 key exchange, Ed25519 host key,
 /// AEAD ciphers, encrypt-then-MAC SHA-2 MACs; nothing with SHA-1, CBC, NIST curves or
-/// finite-field DH. OpenSSH 8.x and newer, PuTTY 0.75+ and russh all speak these.
+/// finite-field DH. OpenSSH 8.x and newer, PuTTY 0.75+ and russh all speak these and pick them,
+/// because the client's first choice that the server also offers wins.
 pub const KEX: &[kex::Name] = &[
     kex::MLKEM768X25519_SHA256,
     kex::CURVE25519,
@@ -119,8 +124,26 @@ pub const KEX_PQ_ONLY: &[kex::Name] = &[
     kex::EXTENSION_SUPPORT_AS_SERVER,
     kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
 ];
-pub const CIPHERS: &[cipher::Name] = &[cipher::CHACHA20_POLY1305, cipher::AES_256_GCM, cipher::AES_128_GCM];
-pub const MACS: &[mac::Name] = &[mac::HMAC_SHA512_ETM, mac::HMAC_SHA256_ETM];
+/// Ciphers by default: AEAD first, then AES-CTR as a last resort for libraries without AEAD
+/// (libssh2 before 1.11, so curl, PHP and git GUIs on Debian 12; paramiko before 3.5; JSch).
+/// CTR with an SHA-2 MAC has no known practical attack; ssh-audit does not fail it.
+pub const CIPHERS: &[cipher::Name] = &[
+    cipher::CHACHA20_POLY1305,
+    cipher::AES_256_GCM,
+    cipher::AES_128_GCM,
+    cipher::AES_128_CTR,
+    cipher::AES_256_CTR,
+];
+/// Ciphers with `--strict-crypto`: AEAD only.
+pub const CIPHERS_STRICT: &[cipher::Name] =
+    &[cipher::CHACHA20_POLY1305, cipher::AES_256_GCM, cipher::AES_128_GCM];
+/// MACs by default (used only with the CTR ciphers; AEAD ciphers carry their own): ETM first,
+/// then plain SHA-2 for the same older libraries. ssh-audit warns (MAC-then-encrypt) but does
+/// not fail them.
+pub const MACS: &[mac::Name] =
+    &[mac::HMAC_SHA512_ETM, mac::HMAC_SHA256_ETM, mac::HMAC_SHA256, mac::HMAC_SHA512];
+/// MACs with `--strict-crypto`: encrypt-then-MAC only.
+pub const MACS_STRICT: &[mac::Name] = &[mac::HMAC_SHA512_ETM, mac::HMAC_SHA256_ETM];
 
 fn russh_config(key: PrivateKey, settings: &Settings) -> russh::server::Config {
     russh::server::Config {
@@ -150,8 +173,8 @@ fn russh_config(key: PrivateKey, settings: &Settings) -> russh::server::Config {
         preferred: Preferred {
             kex: Cow::Borrowed(if settings.pq_only_kex { KEX_PQ_ONLY } else { KEX }),
             key: Cow::Borrowed(&[russh::keys::Algorithm::Ed25519]),
-            cipher: Cow::Borrowed(CIPHERS),
-            mac: Cow::Borrowed(MACS),
+            cipher: Cow::Borrowed(if settings.strict_crypto { CIPHERS_STRICT } else { CIPHERS }),
+            mac: Cow::Borrowed(if settings.strict_crypto { MACS_STRICT } else { MACS }),
             compression: Cow::Borrowed(&[russh::compression::NONE]),
             ..Preferred::default()
         },
