@@ -1,12 +1,14 @@
-//! The russh `Handler` for one connection: authentication (anonymous), channel and request
-//! bookkeeping, and handing input to the session task. Every request that wants a reply gets
-//! one. Callbacks never wait on anything that a slow client controls.
+//! The russh `Handler` for one connection: authentication (any method lets a visitor in, the
+//! presenter needs a listed key, and visitors' passwords and keys are never logged or kept),
+//! channel and request bookkeeping, and handing input to the session task. Every request that
+//! wants a reply gets one. Callbacks never wait on anything that a slow client controls.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::keys::Certificate;
+use russh::server::{Auth, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure, Pty};
 use russh::{MethodKind, MethodSet};
 use tokio::io::AsyncWrite;
@@ -85,10 +87,32 @@ impl Connection {
         }
     }
 
-    /// True for the presenter user name with a key from the configured list.
-    fn is_presenter_key(&self, user: &str, key: &russh::keys::PublicKey) -> bool {
-        user == PRESENTER_USER
-            && self.shared.settings.presenter_keys.iter().any(|k| k.key_data() == key.key_data())
+    /// True for a key from the configured presenter list.
+    fn is_presenter_key(&self, key: &russh::keys::PublicKey) -> bool {
+        self.shared.settings.presenter_keys.iter().any(|k| k.key_data() == key.key_data())
+    }
+
+    /// Whatever method a visitor used, it lets them in without a prompt; only the presenter
+    /// user name needs a listed key.
+    fn visitor(&mut self, user: &str) -> Auth {
+        if user == PRESENTER_USER {
+            return self.presenter_only();
+        }
+        self.user = sanitize::clean_short(user, 64);
+        let user = self.user.clone();
+        self.update_record(|r| r.user = user);
+        Auth::Accept
+    }
+
+    /// The refusal for `present` without a listed key: only public keys may follow (none at all
+    /// when presenting is off), so the client never falls back to a password prompt.
+    fn presenter_only(&self) -> Auth {
+        let methods = if self.shared.settings.presenter_keys.is_empty() {
+            MethodSet::empty()
+        } else {
+            MethodSet::from(&[MethodKind::PublicKey][..])
+        };
+        Auth::Reject { proceed_with_methods: Some(methods), partial_success: false }
     }
 
     fn channel_mut(&mut self, id: ChannelId) -> Option<&mut ChannelState> {
@@ -158,31 +182,55 @@ impl russh::server::Handler for Connection {
     type Error = anyhow::Error;
 
     async fn auth_none(&mut self, user: &str) -> HandlerResult<Auth> {
-        if user == PRESENTER_USER {
-            // The presenter proves who they are with a listed key; everyone else needs nothing.
-            let proceed = (!self.shared.settings.presenter_keys.is_empty())
-                .then(|| MethodSet::from(&[MethodKind::PublicKey][..]));
-            return Ok(Auth::Reject { proceed_with_methods: proceed, partial_success: false });
-        }
-        self.user = sanitize::clean_short(user, 64);
-        let user = self.user.clone();
-        self.update_record(|r| r.user = user);
-        Ok(Auth::Accept)
+        Ok(self.visitor(user))
+    }
+
+    async fn auth_password(&mut self, user: &str, _password: &str) -> HandlerResult<Auth> {
+        // Any password lets a visitor in, the empty one too. It is never looked at, logged or kept.
+        Ok(self.visitor(user))
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        _response: Option<Response<'a>>,
+    ) -> HandlerResult<Auth> {
+        // Accepted before any prompt is sent: the client shows nothing.
+        Ok(self.visitor(user))
     }
 
     async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> HandlerResult<Auth> {
-        Ok(if self.is_presenter_key(user, offer.public_key) { Auth::Accept } else { Auth::reject() })
+        Ok(match user {
+            PRESENTER_USER if self.is_presenter_key(offer.public_key) => Auth::Accept,
+            PRESENTER_USER => self.presenter_only(),
+            // Any key may try; russh verifies its signature before `auth_publickey`.
+            _ => Auth::Accept,
+        })
     }
 
     async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> HandlerResult<Auth> {
-        if !self.is_presenter_key(user, key.public_key) {
-            return Ok(Auth::reject());
+        if user != PRESENTER_USER {
+            // A visitor's key proves nothing we need: it is neither logged nor kept.
+            return Ok(self.visitor(user));
+        }
+        if !self.is_presenter_key(key.public_key) {
+            return Ok(self.presenter_only());
         }
         self.presenter = true;
         self.user = PRESENTER_USER.into();
         self.update_record(|r| r.user = PRESENTER_USER.into());
         tracing::info!(peer = %self.peer, "presenter authenticated");
         Ok(Auth::Accept)
+    }
+
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        _certificate: &Certificate,
+    ) -> HandlerResult<Auth> {
+        // The presenter logs in with a listed plain key, not a certificate.
+        Ok(if user == PRESENTER_USER { self.presenter_only() } else { self.visitor(user) })
     }
 
     async fn auth_succeeded(&mut self, _session: &mut Session) -> HandlerResult {

@@ -149,12 +149,14 @@ fn russh_config(key: PrivateKey, settings: &Settings) -> russh::server::Config {
     russh::server::Config {
         // No version number: nothing to fingerprint for scanners.
         server_id: SshId::Standard("SSH-2.0-sshbio".into()),
-        // Only "none" (plus public keys for the presenter): no visitor is ever prompted.
-        methods: if settings.presenter_keys.is_empty() {
-            MethodSet::from(&[MethodKind::None][..])
-        } else {
-            MethodSet::from(&[MethodKind::None, MethodKind::PublicKey][..])
-        },
+        // What a client hears it may try if a method is refused. Visitors are let in by the
+        // first method they try (see `handler`), so this only matters after a refusal (an
+        // unsupported key type, say): keyboard-interactive comes before password, and is
+        // accepted with no prompt.
+        methods: MethodSet::from(
+            &[MethodKind::None, MethodKind::PublicKey, MethodKind::KeyboardInteractive, MethodKind::Password]
+                [..],
+        ),
         auth_rejection_time: Duration::from_millis(100),
         auth_rejection_time_initial: Some(Duration::ZERO),
         max_auth_attempts: 4,
