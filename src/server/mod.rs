@@ -195,6 +195,7 @@ pub async fn run(
         };
         let (shared, trusted, registry, metrics, refusals) =
             (shared.clone(), trusted.clone(), registry.clone(), metrics.clone(), refusals.clone());
+        let slots_for_sessions = slots.clone();
         tasks.spawn(async move {
             let (stream, client, guard) = if behind_proxy {
                 match ClientStream::with_header(socket, peer, PROXY_HEADER_TIMEOUT).await {
@@ -223,7 +224,14 @@ pub async fn run(
                     None => return,
                 }
             };
-            serve_one(stream, client, shared).await;
+            // Sessions beyond a connection's first each take a place in the limits too.
+            let (slots, registry, ip) = (slots_for_sessions.clone(), registry.clone(), client.ip());
+            let seats: ssh::Seats = Arc::new(move || {
+                let permit = slots.clone().try_acquire_owned().map_err(|_| Refusal::ServerFull)?;
+                let guard = registry.admit(ip)?;
+                Ok(Box::new((permit, guard)) as ssh::Seat)
+            });
+            serve_one(stream, client, shared, seats).await;
             drop(guard);
             drop(permit);
         });
@@ -258,10 +266,10 @@ where
     }
 }
 
-async fn serve_one(socket: ClientStream, peer: SocketAddr, shared: Arc<Shared>) {
+async fn serve_one(socket: ClientStream, peer: SocketAddr, shared: Arc<Shared>, seats: ssh::Seats) {
     // A panic anywhere in this connection's code ends this connection only; it is caught and
     // logged here (its session tasks have their own supervisor).
-    let serve = std::panic::AssertUnwindSafe(ssh::serve(socket, peer, shared));
+    let serve = std::panic::AssertUnwindSafe(ssh::serve(socket, peer, shared, seats));
     if serve.catch_unwind().await.is_err() {
         tracing::error!(%peer, "connection task panicked; only this connection ended");
     }

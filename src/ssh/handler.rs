@@ -5,27 +5,31 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use russh::keys::Certificate;
 use russh::server::{Auth, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure, Pty};
 use russh::{MethodKind, MethodSet};
 use tokio::io::AsyncWrite;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
-use super::session::{self, SessionSetup, Writer};
-use super::stream::Meter;
-use super::{PRESENTER_USER, Record, Shared, clamp_size};
+use super::connection::Report;
+use super::session::{self, SessionSetup, Summary, Writer};
+use super::{PRESENTER_USER, Seat, Seats, Shared, clamp_size};
 use crate::content::sanitize;
 
 /// Input chunks queued for the session task before further input is dropped: with packets of
 /// at most 32 KiB this bounds buffered input, and a flood loses keystrokes, not memory.
 const INPUT_QUEUE: usize = 16;
-/// Env requests kept per connection, and the longest name and value kept.
+/// Env requests kept per channel, and the longest name and value kept.
 const MAX_ENV: usize = 16;
 const MAX_ENV_NAME: usize = 64;
 const MAX_ENV_VALUE: usize = 256;
+/// Session channels one connection may open in all, at once or one after another: enough for
+/// OpenSSH ControlMaster and libraries that reuse a connection, and bounded, because every
+/// one is a visitor's UI.
+pub const MAX_SESSIONS: usize = 4;
 
 /// One open session channel's state, until a shell or exec request starts the session task.
 struct ChannelState {
@@ -45,6 +49,9 @@ struct ChannelState {
     size: Option<watch::Sender<(u16, u16)>>,
     /// A shell or exec request already started a task: later ones are refused.
     started: bool,
+    /// The place this channel takes in the server's limits when it is not the connection's
+    /// first; given back when the channel closes.
+    _seat: Option<Seat>,
 }
 
 /// russh calls into this for everything one client does.
@@ -53,36 +60,30 @@ pub struct Connection {
     shared: Arc<Shared>,
     /// For logs.
     peer: SocketAddr,
-    /// To cut the connection from the session task when the client stalls.
-    meter: Arc<Meter>,
-    /// What the end-of-session log line reports.
-    record: Arc<Mutex<Record>>,
-    /// Tells `serve` that authentication finished, ending the handshake deadline.
-    authed: Option<oneshot::Sender<()>>,
+    /// Tells the connection's owner what happens: authentication, channels, session ends.
+    reports: mpsc::Sender<Report>,
+    /// Asks the server's limits for a place for each channel beyond the first.
+    seats: Seats,
     /// The client's user name, cleaned: used as the route to a section.
     user: String,
-    /// The one session channel this connection may have.
-    channel: Option<ChannelState>,
+    /// The session channels open now (at most [`MAX_SESSIONS`]).
+    channels: Vec<ChannelState>,
+    /// Session channels opened so far on this connection.
+    opened: usize,
     /// Authenticated as the presenter with a listed key.
     presenter: bool,
 }
 
 impl Connection {
-    pub fn new(
-        shared: Arc<Shared>,
-        peer: SocketAddr,
-        meter: Arc<Meter>,
-        record: Arc<Mutex<Record>>,
-        authed: oneshot::Sender<()>,
-    ) -> Self {
+    pub fn new(shared: Arc<Shared>, peer: SocketAddr, reports: mpsc::Sender<Report>, seats: Seats) -> Self {
         Self {
             shared,
             peer,
-            meter,
-            record,
-            authed: Some(authed),
+            reports,
+            seats,
             user: String::new(),
-            channel: None,
+            channels: Vec::new(),
+            opened: 0,
             presenter: false,
         }
     }
@@ -99,8 +100,6 @@ impl Connection {
             return self.presenter_only();
         }
         self.user = sanitize::clean_short(user, 64);
-        let user = self.user.clone();
-        self.update_record(|r| r.user = user);
         Auth::Accept
     }
 
@@ -116,12 +115,31 @@ impl Connection {
     }
 
     fn channel_mut(&mut self, id: ChannelId) -> Option<&mut ChannelState> {
-        self.channel.as_mut().filter(|c| c.id == id)
+        self.channels.iter_mut().find(|c| c.id == id)
     }
 
-    fn update_record(&self, f: impl FnOnce(&mut Record)) {
-        if let Ok(mut record) = self.record.lock() {
-            f(&mut record);
+    /// Tells the owner without waiting: its queue holds more than a connection can report
+    /// (one authentication and a few events per channel), so nothing is lost.
+    fn report(&self, report: Report) {
+        let _ = self.reports.try_send(report);
+    }
+
+    /// A place for one more session channel, or why not: the first channel uses the
+    /// connection's own place in the limits, every further open one takes another, as a
+    /// new connection from the same address would.
+    fn seat_for_another_channel(&self) -> Result<Option<Seat>, &'static str> {
+        if self.opened >= MAX_SESSIONS {
+            return Err("sessions-per-connection");
+        }
+        if self.channels.is_empty() {
+            return Ok(None);
+        }
+        match (self.seats)() {
+            Ok(seat) => Ok(Some(seat)),
+            Err(refusal) => {
+                self.shared.metrics.refused(refusal.as_str());
+                Err(refusal.as_str())
+            }
         }
     }
 
@@ -129,10 +147,8 @@ impl Connection {
     fn start(&mut self, id: ChannelId, command: Option<String>, session: &mut Session) -> bool {
         let handle = session.handle();
         let supervisor = handle.clone();
-        let meter_for_panic = self.meter.clone();
+        let reports = self.reports.clone();
         let shared = self.shared.clone();
-        let meter = self.meter.clone();
-        let record = self.record.clone();
         let user = self.user.clone();
         let presenter = self.presenter;
         let Some(state) = self.channel_mut(id) else { return false };
@@ -143,14 +159,19 @@ impl Connection {
             return false;
         };
         state.started = true;
+        let kind = match (&command, &state.pty) {
+            (Some(_), _) => "exec",
+            (None, None) => "plain",
+            (None, Some(_)) => "tui",
+        };
+        let summary = Summary::new(id, kind, state.pty.as_ref());
         let mut setup = SessionSetup {
             handle,
             channel: id,
             stdout,
             stderr,
             shared,
-            meter,
-            record,
+            summary: summary.clone(),
             user,
             presenter,
             pty: state.pty.clone(),
@@ -158,7 +179,7 @@ impl Connection {
             input: None,
             size: None,
         };
-        let supervise = |task: session::Task| session::supervise(supervisor, id, meter_for_panic, task);
+        let supervise = |task: session::Task| session::supervise(supervisor, summary, reports, task);
         match (command, &state.pty) {
             (Some(command), _) => supervise(Box::pin(session::run_command(setup, command))),
             (None, None) => supervise(Box::pin(session::run_plain(setup))),
@@ -219,7 +240,6 @@ impl russh::server::Handler for Connection {
         }
         self.presenter = true;
         self.user = PRESENTER_USER.into();
-        self.update_record(|r| r.user = PRESENTER_USER.into());
         tracing::info!(peer = %self.peer, "presenter authenticated");
         Ok(Auth::Accept)
     }
@@ -234,9 +254,7 @@ impl russh::server::Handler for Connection {
     }
 
     async fn auth_succeeded(&mut self, _session: &mut Session) -> HandlerResult {
-        if let Some(authed) = self.authed.take() {
-            let _ = authed.send(());
-        }
+        self.report(Report::Authenticated { user: self.user.clone() });
         Ok(())
     }
 
@@ -246,18 +264,22 @@ impl russh::server::Handler for Connection {
         reply: russh::server::ChannelOpenHandle,
         _session: &mut Session,
     ) -> HandlerResult {
-        if self.channel.is_some() {
-            // One session per connection: a bio needs no more.
-            reply.reject(ChannelOpenFailure::ResourceShortage).await;
-            return Ok(());
-        }
+        let seat = match self.seat_for_another_channel() {
+            Ok(seat) => seat,
+            Err(reason) => {
+                tracing::debug!(peer = %self.peer, reason, "session channel refused");
+                reply.reject(ChannelOpenFailure::ResourceShortage).await;
+                return Ok(());
+            }
+        };
         let stdout: Writer = Box::pin(channel.make_writer()) as Pin<Box<dyn AsyncWrite + Send>>;
         let stderr: Writer = Box::pin(channel.make_writer_ext(Some(1)));
         // Input arrives through `data` below; the Channel itself is dropped so its queue can
         // never fill up and stall the connection (tech notes §1.5).
         let id = channel.id();
         drop(channel);
-        self.channel = Some(ChannelState {
+        self.opened = self.opened.saturating_add(1);
+        self.channels.push(ChannelState {
             id,
             stdout: Some(stdout),
             stderr: Some(stderr),
@@ -266,7 +288,9 @@ impl russh::server::Handler for Connection {
             input: None,
             size: None,
             started: false,
+            _seat: seat,
         });
+        self.report(Report::Opened(id));
         reply.accept().await;
         Ok(())
     }
@@ -286,12 +310,7 @@ impl russh::server::Handler for Connection {
         let (cols, rows) = clamp_size(col_width, row_height);
         match self.channel_mut(channel) {
             Some(state) if !state.started => {
-                state.pty = Some((term.clone(), cols, rows));
-                self.update_record(|r| {
-                    r.term = term;
-                    r.cols = cols;
-                    r.rows = rows;
-                });
+                state.pty = Some((term, cols, rows));
                 session.channel_success(channel)?;
             }
             _ => session.channel_failure(channel)?,
@@ -390,7 +409,6 @@ impl russh::server::Handler for Connection {
                 (pty.1, pty.2) = size;
             }
         }
-        self.update_record(|r| (r.cols, r.rows) = size);
         Ok(())
     }
 
@@ -413,9 +431,12 @@ impl russh::server::Handler for Connection {
     }
 
     async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> HandlerResult {
-        if let Some(state) = self.channel_mut(channel) {
-            state.input = None;
-            state.size = None;
+        // Dropping the state ends a running TUI's input and size (it ends as if the visitor
+        // quit) and gives back the channel's seat.
+        let before = self.channels.len();
+        self.channels.retain(|c| c.id != channel);
+        if self.channels.len() < before {
+            self.report(Report::Closed(channel));
         }
         Ok(())
     }

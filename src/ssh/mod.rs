@@ -1,29 +1,35 @@
 //! Everything SSH: the only module that imports russh. It owns the server configuration and
-//! crypto policy, one connection's lifetime (`serve`), the russh `Handler` (`handler`), the
-//! per-connection UI and command tasks (`session`), the host key and cleartext refusals.
-//! It must not know about accept loops or limits (that is `server`).
+//! crypto policy, one connection's lifetime and how it ends (`connection`), the russh
+//! `Handler` (`handler`), the per-channel UI and command tasks (`session`), the host key and
+//! cleartext refusals. It must not know about accept loops or limits (that is `server`): it
+//! asks for a [`Seat`] through the [`Seats`] it is given.
 
+pub mod connection;
 pub mod handler;
 pub mod hostkey;
 pub mod session;
 pub mod stream;
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use russh::keys::PrivateKey;
 use russh::{MethodKind, MethodSet, Preferred, SshId, cipher, kex, mac};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::content::Content;
 use crate::metrics::Metrics;
 use crate::room::Room;
 use crate::tui::screen::FrameCache;
-use handler::Connection;
-use stream::{Meter, MeteredStream};
+pub use connection::serve;
+
+/// A place in the server's limits for one more session on a connection, held until dropped.
+pub type Seat = Box<dyn Send + Sync>;
+/// Asks the server's limits for a [`Seat`], as a new connection from the same address would.
+/// The connection's first session uses the place the connection was admitted with.
+pub type Seats = Arc<dyn Fn() -> Result<Seat, Refusal> + Send + Sync>;
 
 /// Timeouts and bounds for one connection. Defaults suit a public server.
 #[derive(Debug, Clone)]
@@ -184,7 +190,7 @@ fn russh_config(key: PrivateKey, settings: &Settings) -> russh::server::Config {
     }
 }
 
-/// How a connection ended, for the log line and metrics.
+/// How a session or a connection ended, for the log lines and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum End {
     /// The visitor pressed q (or the command/plain text finished).
@@ -202,7 +208,7 @@ pub enum End {
     /// Protocol error, garbage, or the client vanished before a session started.
     #[default]
     Error,
-    /// The client closed the connection or channel.
+    /// The client closed the connection or channel, or can no longer be written to.
     ClientGone,
 }
 
@@ -217,109 +223,6 @@ impl End {
             End::HandshakeTimeout => "handshake-timeout",
             End::Error => "error",
             End::ClientGone => "client-gone",
-        }
-    }
-}
-
-/// Facts about one connection, filled in as it goes and logged once when it ends.
-#[derive(Debug, Default, Clone)]
-pub struct Record {
-    pub user: String,
-    pub term: String,
-    pub cols: u16,
-    pub rows: u16,
-    pub kind: &'static str,
-    pub end: Option<End>,
-}
-
-/// Serves one accepted TCP connection until it ends; returns how it ended.
-pub async fn serve<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>) -> End
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let started = Instant::now();
-    shared.metrics.connection_opened();
-    let meter = Arc::new(Meter::default());
-    let record = Arc::new(Mutex::new(Record::default()));
-    let (authed_tx, authed_rx) = tokio::sync::oneshot::channel();
-    let handler = Connection::new(shared.clone(), peer, meter.clone(), record.clone(), authed_tx);
-    let stream = MeteredStream::new(stream, meter.clone());
-    let settings = &shared.settings;
-
-    let end = async {
-        let handshake_deadline = tokio::time::Instant::now() + settings.handshake_timeout;
-        let session = tokio::time::timeout_at(
-            handshake_deadline,
-            russh::server::run_stream(shared.config.clone(), stream, handler),
-        )
-        .await;
-        let mut session = match session {
-            Err(_) => return End::HandshakeTimeout,
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "version exchange failed");
-                return End::Error;
-            }
-            Ok(Ok(session)) => session,
-        };
-        tokio::select! {
-            result = &mut session => return session_result(result, &record),
-            _ = tokio::time::sleep_until(handshake_deadline) => {
-                meter.kill();
-                return End::HandshakeTimeout;
-            }
-            _ = authed_rx => {}
-        }
-        let hard_limit =
-            tokio::time::Instant::from_std(started) + settings.max_session + settings.drain_timeout;
-        let mut shutdown = shared.shutdown.clone();
-        tokio::select! {
-            result = &mut session => session_result(result, &record),
-            _ = tokio::time::sleep_until(hard_limit) => End::Limit,
-            _ = async {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-                tokio::time::sleep(settings.drain_timeout).await;
-            } => End::Shutdown,
-        }
-    }
-    .await;
-    // Whatever happened, the stream is cut now: russh keeps a connection open otherwise.
-    meter.kill();
-    let record = record.lock().map(|r| r.clone()).unwrap_or_default();
-    let end = record.end.unwrap_or(end);
-    let (bytes_in, bytes_out) = (
-        meter.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
-        meter.bytes_out.load(std::sync::atomic::Ordering::Relaxed),
-    );
-    let handshake_failed = record.kind.is_empty() && matches!(end, End::HandshakeTimeout | End::Error);
-    shared.metrics.connection_closed(end.as_str(), bytes_in, bytes_out, handshake_failed);
-    if record.user.is_empty() {
-        // Never authenticated: scanners, port probes, garbage. Counted, logged quietly.
-        tracing::debug!(%peer, bytes_in, bytes_out, end = end.as_str(), "connection ended before authentication");
-    } else {
-        tracing::info!(
-            %peer,
-            user = %record.user,
-            term = %record.term,
-            size = %format_args!("{}x{}", record.cols, record.rows),
-            kind = record.kind,
-            duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            bytes_in,
-            bytes_out,
-            end = end.as_str(),
-            "session ended"
-        );
-    }
-    end
-}
-
-fn session_result(result: Result<(), anyhow::Error>, record: &Mutex<Record>) -> End {
-    let recorded = record.lock().ok().and_then(|r| r.end);
-    match (result, recorded) {
-        (_, Some(end)) => end,
-        (Ok(()), None) => End::ClientGone,
-        (Err(e), None) => {
-            tracing::debug!(error = %e, "connection error");
-            End::Error
         }
     }
 }
