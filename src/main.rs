@@ -180,9 +180,13 @@ fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let installed = match format {
+        LogFormat::Text => tracing::subscriber::set_global_default(builder.finish()),
+        LogFormat::Json => tracing::subscriber::set_global_default(builder.json().finish()),
+    };
+    // russh logs through `log`: forwarded to tracing, with client quirks demoted to debug.
+    if installed.is_ok() && sshbio::ssh::log::forward_russh_logs().is_err() {
+        tracing::warn!("another logger is installed; russh's own messages may be missing");
     }
 }
 

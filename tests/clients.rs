@@ -285,3 +285,41 @@ async fn each_further_session_counts_against_the_address_limit_as_a_visitor_woul
     assert!(conn.handle.channel_open_session().await.is_err(), "a third visitor from this address");
     assert!(try_connect(server.addr, "other").await.is_err(), "a new connection is refused too");
 }
+
+/// The real OpenSSH client's options for these tests, plus `extra`, then the command.
+fn openssh(server: &TestServer, user: &str, extra: &[&str], command: &[&str]) -> tokio::process::Command {
+    assert!(have("ssh"), "the OpenSSH client is needed; .ci/run installs it");
+    let mut cmd = tokio::process::Command::new("ssh");
+    cmd.args(extra).args(ssh_args(server.addr, user)).args(command).stdin(std::process::Stdio::null());
+    cmd
+}
+
+async fn output(mut cmd: tokio::process::Command) -> std::process::Output {
+    tokio::time::timeout(WAIT, cmd.output()).await.expect("finished in time").unwrap()
+}
+
+#[tokio::test]
+async fn failed_key_exchanges_are_counted_by_reason() {
+    let metrics = Arc::new(sshbio::metrics::Metrics::new());
+    let options = Options { content: fixture(), metrics: metrics.clone(), ..Options::default() };
+    let server = TestServer::start_with(options).await;
+    let cases = [
+        (&["-o", "Ciphers=aes128-cbc"][..], "no matching cipher", "cipher"),
+        (&["-o", "Ciphers=aes128-ctr", "-o", "MACs=hmac-sha1"][..], "no matching MAC", "mac"),
+        (&["-o", "KexAlgorithms=diffie-hellman-group14-sha256"][..], "no matching key exchange", "kex"),
+        (&["-o", "HostKeyAlgorithms=rsa-sha2-256"][..], "no matching host key", "host-key"),
+    ];
+    for (options, error, reason) in cases {
+        // (The first value of an option wins: this one shows the refusal.)
+        let options = [&["-o", "LogLevel=INFO"][..], options].concat();
+        let out = output(openssh(&server, "visitor", &options, &["bio"])).await;
+        assert_eq!(out.status.code(), Some(255));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(error), "{out:?}");
+        let needle = format!("sshbio_kex_failures_total{{reason=\"{reason}\"}} 1");
+        let deadline = Instant::now() + WAIT;
+        while !metrics.encode().contains(&needle) {
+            assert!(Instant::now() < deadline, "{needle} missing:\n{}", metrics.encode());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

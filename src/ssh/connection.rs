@@ -225,6 +225,11 @@ impl Owner {
             (_, Some(end)) if self.open.is_empty() => end,
             (Ok(()), _) => End::ClientGone,
             (Err(e), _) => {
+                if let Some(reason) = kex_failure(&e) {
+                    // Counted so an operator sees who is turned away; logged only at debug,
+                    // since any scanner can cause it.
+                    self.shared.metrics.kex_failed(reason);
+                }
                 tracing::debug!(peer = %self.peer, error = %e, "connection error");
                 End::Error
             }
@@ -269,5 +274,20 @@ impl Owner {
                 end = end.as_str(), "connection ended"
             ),
         }
+    }
+}
+
+/// The kind of algorithm a failed key exchange found nothing in common for, if that is why
+/// the connection ended.
+fn kex_failure(error: &anyhow::Error) -> Option<&'static str> {
+    match error.downcast_ref::<russh::Error>()? {
+        russh::Error::NoCommonAlgo { kind, .. } => Some(match kind {
+            russh::AlgorithmKind::Kex => "kex",
+            russh::AlgorithmKind::Key => "host-key",
+            russh::AlgorithmKind::Cipher => "cipher",
+            russh::AlgorithmKind::Mac => "mac",
+            russh::AlgorithmKind::Compression => "compression",
+        }),
+        _ => None,
     }
 }

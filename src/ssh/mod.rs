@@ -1,12 +1,13 @@
 //! Everything SSH: the only module that imports russh. It owns the server configuration and
 //! crypto policy, one connection's lifetime and how it ends (`connection`), the russh
-//! `Handler` (`handler`), the per-channel UI and command tasks (`session`), the host key and
-//! cleartext refusals. It must not know about accept loops or limits (that is `server`): it
+//! `Handler` (`handler`), the per-channel UI and command tasks (`session`), the host key,
+//! cleartext refusals and russh's log records (`log`). It must not know about accept loops or limits (that is `server`): it
 //! asks for a [`Seat`] through the [`Seats`] it is given.
 
 pub mod connection;
 pub mod handler;
 pub mod hostkey;
+pub mod log;
 pub mod session;
 pub mod stream;
 
