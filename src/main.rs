@@ -107,6 +107,11 @@ struct ServeArgs {
     /// OpenSSH 9.9 (e.g. Debian 12's 9.2) then cannot connect, so it is off by default.
     #[arg(long, env = "SSHBIO_PQ_ONLY_KEX")]
     pq_only_kex: bool,
+    /// Offer only AEAD ciphers and encrypt-then-MAC MACs. By default aes128-ctr/aes256-ctr
+    /// and hmac-sha2-256/512 follow them as a last resort for older libraries (libssh2
+    /// before 1.11, so Debian 12's curl; paramiko before 3.5), which then cannot connect.
+    #[arg(long, env = "SSHBIO_STRICT_CRYPTO")]
+    strict_crypto: bool,
     /// Log format.
     #[arg(long, env = "SSHBIO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -181,9 +186,13 @@ fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let installed = match format {
+        LogFormat::Text => tracing::subscriber::set_global_default(builder.finish()),
+        LogFormat::Json => tracing::subscriber::set_global_default(builder.json().finish()),
+    };
+    // russh logs through `log`: forwarded to tracing, with client quirks demoted to debug.
+    if installed.is_ok() && sshbio::ssh::log::forward_russh_logs().is_err() {
+        tracing::warn!("another logger is installed; russh's own messages may be missing");
     }
 }
 
@@ -204,6 +213,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         keepalive_interval: Duration::from_secs(args.keepalive.max(1)),
         drain_timeout: Duration::from_secs(args.drain_timeout),
         pq_only_kex: args.pq_only_kex,
+        strict_crypto: args.strict_crypto,
         presenter_keys: match &args.presenter_keys {
             Some(path) => sshbio::ssh::hostkey::load_authorized_keys(path)?,
             None => Vec::new(),

@@ -17,6 +17,13 @@ struct Label {
     value: &'static str,
 }
 
+/// Why a key exchange failed: `kex`, `host-key`, `cipher`, `mac` or `compression` (no common
+/// algorithm of that kind).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
@@ -35,6 +42,8 @@ pub struct Metrics {
     refused: Family<Label, Counter>,
     /// Connections that never finished version/key exchange/auth.
     handshake_failures: Counter,
+    /// Key exchanges that found no common algorithm, by kind: who is being turned away.
+    kex_failures: Family<ReasonLabel, Counter>,
     bytes_in: Counter,
     bytes_out: Counter,
     /// Time to draw one frame (layout + diff + encode), seconds.
@@ -72,6 +81,12 @@ impl Metrics {
             "Connections that did not finish version exchange, key exchange and auth",
             handshake_failures.clone(),
         );
+        let kex_failures = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "kex_failures",
+            "Key exchanges that found no common algorithm, by kind (kex, host-key, cipher, mac, compression)",
+            kex_failures.clone(),
+        );
         let bytes_in = Counter::default();
         registry.register("bytes_in", "Bytes received from clients", bytes_in.clone());
         let bytes_out = Counter::default();
@@ -90,6 +105,7 @@ impl Metrics {
             sessions_started,
             refused,
             handshake_failures,
+            kex_failures,
             bytes_in,
             bytes_out,
             render_seconds,
@@ -117,6 +133,11 @@ impl Metrics {
         if handshake_failed {
             self.handshake_failures.inc();
         }
+    }
+
+    /// Records a key exchange that failed for want of a common algorithm of kind `reason`.
+    pub fn kex_failed(&self, reason: &'static str) {
+        self.kex_failures.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     pub fn session_started(&self, kind: &'static str) {
@@ -164,11 +185,13 @@ mod tests {
         m.refused("per-ip-limit");
         m.connection_closed("quit", 10, 20, false);
         m.reloaded(false);
+        m.kex_failed("cipher");
         let text = m.encode();
         assert!(text.contains("sshbio_connections_refused_total{value=\"per-ip-limit\"} 1"), "{text}");
         assert!(text.contains("sshbio_sessions_ended_total{value=\"quit\"} 1"), "{text}");
         assert!(text.contains("sshbio_bytes_out_total 20"), "{text}");
         assert!(text.contains("sshbio_content_reloads_total{value=\"failed\"} 1"), "{text}");
         assert!(text.contains("sshbio_build_info{version="), "{text}");
+        assert!(text.contains("sshbio_kex_failures_total{reason=\"cipher\"} 1"), "{text}");
     }
 }

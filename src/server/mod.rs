@@ -125,8 +125,15 @@ async fn connection(gate: Arc<Gate>, shared: Arc<Shared>, socket: TcpStream, pee
         tracing::info!(peer = %admitted.client, "no key-exchange slot in time; connection dropped");
         return gate.metrics.refused("handshake-queue");
     };
-    serve_one(admitted.stream, admitted.client, shared, slot).await;
+    serve_one(admitted.stream, admitted.client, shared, seats(&gate.admission, ip), slot).await;
     drop(admitted.ticket);
+}
+
+/// How a connection's further sessions take their places in the limits: as a new connection
+/// from the same address would (the first session uses the connection's own ticket).
+fn seats(admission: &Arc<Admission>, ip: std::net::IpAddr) -> ssh::Seats {
+    let admission = admission.clone();
+    Arc::new(move || admission.admit(ip).map(|ticket| Box::new(ticket) as ssh::Seat))
 }
 
 /// Serves SSH on `listener` until `shutdown` completes, then drains open sessions.
@@ -207,10 +214,16 @@ fn refuse(stream: ClientStream, peer: SocketAddr, refusal: Refusal, gate: &Gate)
     }
 }
 
-async fn serve_one(socket: ClientStream, peer: SocketAddr, shared: Arc<Shared>, handshake: HandshakeSlot) {
+async fn serve_one(
+    socket: ClientStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    seats: ssh::Seats,
+    handshake: HandshakeSlot,
+) {
     // A panic anywhere in this connection's code ends this connection only; it is caught and
     // logged here (its session tasks have their own supervisor).
-    let serve = std::panic::AssertUnwindSafe(ssh::serve(socket, peer, shared, handshake));
+    let serve = std::panic::AssertUnwindSafe(ssh::serve(socket, peer, shared, seats, handshake));
     if serve.catch_unwind().await.is_err() {
         tracing::error!(%peer, "connection task panicked; only this connection ended");
     }

@@ -1,29 +1,35 @@
-//! The russh `Handler` for one connection: authentication (anonymous), channel and request
-//! bookkeeping, and handing input to the session task. Every request that wants a reply gets
-//! one. Callbacks never wait on anything that a slow client controls.
+//! The russh `Handler` for one connection: authentication (any method lets a visitor in, the
+//! presenter needs a listed key, and visitors' passwords and keys are never logged or kept),
+//! channel and request bookkeeping, and handing input to the session task. Every request that
+//! wants a reply gets one. Callbacks never wait on anything that a slow client controls.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::keys::Certificate;
+use russh::server::{Auth, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure, Pty};
 use russh::{MethodKind, MethodSet};
 use tokio::io::AsyncWrite;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
-use super::session::{self, SessionSetup, Writer};
-use super::stream::Meter;
-use super::{PRESENTER_USER, Record, Shared, clamp_size};
+use super::connection::Report;
+use super::session::{self, SessionSetup, Summary, Writer};
+use super::{PRESENTER_USER, Seat, Seats, Shared, clamp_size};
 use crate::content::sanitize;
 
 /// Input chunks queued for the session task before further input is dropped: with packets of
 /// at most 32 KiB this bounds buffered input, and a flood loses keystrokes, not memory.
 const INPUT_QUEUE: usize = 16;
-/// Env requests kept per connection, and the longest name and value kept.
+/// Env requests kept per channel, and the longest name and value kept.
 const MAX_ENV: usize = 16;
 const MAX_ENV_NAME: usize = 64;
 const MAX_ENV_VALUE: usize = 256;
+/// Session channels one connection may open in all, at once or one after another: enough for
+/// OpenSSH ControlMaster and libraries that reuse a connection, and bounded, because every
+/// one is a visitor's UI.
+pub const MAX_SESSIONS: usize = 4;
 
 /// One open session channel's state, until a shell or exec request starts the session task.
 struct ChannelState {
@@ -43,6 +49,9 @@ struct ChannelState {
     size: Option<watch::Sender<(u16, u16)>>,
     /// A shell or exec request already started a task: later ones are refused.
     started: bool,
+    /// The place this channel takes in the server's limits when it is not the connection's
+    /// first; given back when the channel closes.
+    _seat: Option<Seat>,
 }
 
 /// russh calls into this for everything one client does.
@@ -51,53 +60,86 @@ pub struct Connection {
     shared: Arc<Shared>,
     /// For logs.
     peer: SocketAddr,
-    /// To cut the connection from the session task when the client stalls.
-    meter: Arc<Meter>,
-    /// What the end-of-session log line reports.
-    record: Arc<Mutex<Record>>,
-    /// Tells `serve` that authentication finished, ending the handshake deadline.
-    authed: Option<oneshot::Sender<()>>,
+    /// Tells the connection's owner what happens: authentication, channels, session ends.
+    reports: mpsc::Sender<Report>,
+    /// Asks the server's limits for a place for each channel beyond the first.
+    seats: Seats,
     /// The client's user name, cleaned: used as the route to a section.
     user: String,
-    /// The one session channel this connection may have.
-    channel: Option<ChannelState>,
+    /// The session channels open now (at most [`MAX_SESSIONS`]).
+    channels: Vec<ChannelState>,
+    /// Session channels opened so far on this connection.
+    opened: usize,
     /// Authenticated as the presenter with a listed key.
     presenter: bool,
 }
 
 impl Connection {
-    pub fn new(
-        shared: Arc<Shared>,
-        peer: SocketAddr,
-        meter: Arc<Meter>,
-        record: Arc<Mutex<Record>>,
-        authed: oneshot::Sender<()>,
-    ) -> Self {
+    pub fn new(shared: Arc<Shared>, peer: SocketAddr, reports: mpsc::Sender<Report>, seats: Seats) -> Self {
         Self {
             shared,
             peer,
-            meter,
-            record,
-            authed: Some(authed),
+            reports,
+            seats,
             user: String::new(),
-            channel: None,
+            channels: Vec::new(),
+            opened: 0,
             presenter: false,
         }
     }
 
-    /// True for the presenter user name with a key from the configured list.
-    fn is_presenter_key(&self, user: &str, key: &russh::keys::PublicKey) -> bool {
-        user == PRESENTER_USER
-            && self.shared.settings.presenter_keys.iter().any(|k| k.key_data() == key.key_data())
+    /// True for a key from the configured presenter list.
+    fn is_presenter_key(&self, key: &russh::keys::PublicKey) -> bool {
+        self.shared.settings.presenter_keys.iter().any(|k| k.key_data() == key.key_data())
+    }
+
+    /// Whatever method a visitor used, it lets them in without a prompt; only the presenter
+    /// user name needs a listed key.
+    fn visitor(&mut self, user: &str) -> Auth {
+        if user == PRESENTER_USER {
+            return self.presenter_only();
+        }
+        self.user = sanitize::clean_short(user, 64);
+        Auth::Accept
+    }
+
+    /// The refusal for `present` without a listed key: only public keys may follow (none at all
+    /// when presenting is off), so the client never falls back to a password prompt.
+    fn presenter_only(&self) -> Auth {
+        let methods = if self.shared.settings.presenter_keys.is_empty() {
+            MethodSet::empty()
+        } else {
+            MethodSet::from(&[MethodKind::PublicKey][..])
+        };
+        Auth::Reject { proceed_with_methods: Some(methods), partial_success: false }
     }
 
     fn channel_mut(&mut self, id: ChannelId) -> Option<&mut ChannelState> {
-        self.channel.as_mut().filter(|c| c.id == id)
+        self.channels.iter_mut().find(|c| c.id == id)
     }
 
-    fn update_record(&self, f: impl FnOnce(&mut Record)) {
-        if let Ok(mut record) = self.record.lock() {
-            f(&mut record);
+    /// Tells the owner without waiting: its queue holds more than a connection can report
+    /// (one authentication and a few events per channel), so nothing is lost.
+    fn report(&self, report: Report) {
+        let _ = self.reports.try_send(report);
+    }
+
+    /// A place for one more session channel, or why not: the first channel uses the
+    /// connection's own place in the limits, every further open one takes another, as a
+    /// new connection from the same address would.
+    fn seat_for_another_channel(&self) -> Result<Option<Seat>, &'static str> {
+        if self.opened >= MAX_SESSIONS {
+            return Err("sessions-per-connection");
+        }
+        if self.channels.is_empty() {
+            return Ok(None);
+        }
+        match (self.seats)() {
+            Ok(seat) => Ok(Some(seat)),
+            Err(refusal) => {
+                self.shared.metrics.refused(refusal.as_str());
+                Err(refusal.as_str())
+            }
         }
     }
 
@@ -105,10 +147,8 @@ impl Connection {
     fn start(&mut self, id: ChannelId, command: Option<String>, session: &mut Session) -> bool {
         let handle = session.handle();
         let supervisor = handle.clone();
-        let meter_for_panic = self.meter.clone();
+        let reports = self.reports.clone();
         let shared = self.shared.clone();
-        let meter = self.meter.clone();
-        let record = self.record.clone();
         let user = self.user.clone();
         let presenter = self.presenter;
         let Some(state) = self.channel_mut(id) else { return false };
@@ -119,14 +159,19 @@ impl Connection {
             return false;
         };
         state.started = true;
+        let kind = match (&command, &state.pty) {
+            (Some(_), _) => "exec",
+            (None, None) => "plain",
+            (None, Some(_)) => "tui",
+        };
+        let summary = Summary::new(id, kind, state.pty.as_ref());
         let mut setup = SessionSetup {
             handle,
             channel: id,
             stdout,
             stderr,
             shared,
-            meter,
-            record,
+            summary: summary.clone(),
             user,
             presenter,
             pty: state.pty.clone(),
@@ -134,7 +179,7 @@ impl Connection {
             input: None,
             size: None,
         };
-        let supervise = |task: session::Task| session::supervise(supervisor, id, meter_for_panic, task);
+        let supervise = |task: session::Task| session::supervise(supervisor, summary, reports, task);
         match (command, &state.pty) {
             (Some(command), _) => supervise(Box::pin(session::run_command(setup, command))),
             (None, None) => supervise(Box::pin(session::run_plain(setup))),
@@ -158,37 +203,58 @@ impl russh::server::Handler for Connection {
     type Error = anyhow::Error;
 
     async fn auth_none(&mut self, user: &str) -> HandlerResult<Auth> {
-        if user == PRESENTER_USER {
-            // The presenter proves who they are with a listed key; everyone else needs nothing.
-            let proceed = (!self.shared.settings.presenter_keys.is_empty())
-                .then(|| MethodSet::from(&[MethodKind::PublicKey][..]));
-            return Ok(Auth::Reject { proceed_with_methods: proceed, partial_success: false });
-        }
-        self.user = sanitize::clean_short(user, 64);
-        let user = self.user.clone();
-        self.update_record(|r| r.user = user);
-        Ok(Auth::Accept)
+        Ok(self.visitor(user))
+    }
+
+    async fn auth_password(&mut self, user: &str, _password: &str) -> HandlerResult<Auth> {
+        // Any password lets a visitor in, the empty one too. It is never looked at, logged or kept.
+        Ok(self.visitor(user))
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        _response: Option<Response<'a>>,
+    ) -> HandlerResult<Auth> {
+        // Accepted before any prompt is sent: the client shows nothing.
+        Ok(self.visitor(user))
     }
 
     async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> HandlerResult<Auth> {
-        Ok(if self.is_presenter_key(user, offer.public_key) { Auth::Accept } else { Auth::reject() })
+        Ok(match user {
+            PRESENTER_USER if self.is_presenter_key(offer.public_key) => Auth::Accept,
+            PRESENTER_USER => self.presenter_only(),
+            // Any key may try; russh verifies its signature before `auth_publickey`.
+            _ => Auth::Accept,
+        })
     }
 
     async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> HandlerResult<Auth> {
-        if !self.is_presenter_key(user, key.public_key) {
-            return Ok(Auth::reject());
+        if user != PRESENTER_USER {
+            // A visitor's key proves nothing we need: it is neither logged nor kept.
+            return Ok(self.visitor(user));
+        }
+        if !self.is_presenter_key(key.public_key) {
+            return Ok(self.presenter_only());
         }
         self.presenter = true;
         self.user = PRESENTER_USER.into();
-        self.update_record(|r| r.user = PRESENTER_USER.into());
         tracing::info!(peer = %self.peer, "presenter authenticated");
         Ok(Auth::Accept)
     }
 
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        _certificate: &Certificate,
+    ) -> HandlerResult<Auth> {
+        // The presenter logs in with a listed plain key, not a certificate.
+        Ok(if user == PRESENTER_USER { self.presenter_only() } else { self.visitor(user) })
+    }
+
     async fn auth_succeeded(&mut self, _session: &mut Session) -> HandlerResult {
-        if let Some(authed) = self.authed.take() {
-            let _ = authed.send(());
-        }
+        self.report(Report::Authenticated { user: self.user.clone() });
         Ok(())
     }
 
@@ -198,18 +264,22 @@ impl russh::server::Handler for Connection {
         reply: russh::server::ChannelOpenHandle,
         _session: &mut Session,
     ) -> HandlerResult {
-        if self.channel.is_some() {
-            // One session per connection: a bio needs no more.
-            reply.reject(ChannelOpenFailure::ResourceShortage).await;
-            return Ok(());
-        }
+        let seat = match self.seat_for_another_channel() {
+            Ok(seat) => seat,
+            Err(reason) => {
+                tracing::debug!(peer = %self.peer, reason, "session channel refused");
+                reply.reject(ChannelOpenFailure::ResourceShortage).await;
+                return Ok(());
+            }
+        };
         let stdout: Writer = Box::pin(channel.make_writer()) as Pin<Box<dyn AsyncWrite + Send>>;
         let stderr: Writer = Box::pin(channel.make_writer_ext(Some(1)));
         // Input arrives through `data` below; the Channel itself is dropped so its queue can
         // never fill up and stall the connection (tech notes §1.5).
         let id = channel.id();
         drop(channel);
-        self.channel = Some(ChannelState {
+        self.opened = self.opened.saturating_add(1);
+        self.channels.push(ChannelState {
             id,
             stdout: Some(stdout),
             stderr: Some(stderr),
@@ -218,7 +288,9 @@ impl russh::server::Handler for Connection {
             input: None,
             size: None,
             started: false,
+            _seat: seat,
         });
+        self.report(Report::Opened(id));
         reply.accept().await;
         Ok(())
     }
@@ -238,12 +310,7 @@ impl russh::server::Handler for Connection {
         let (cols, rows) = clamp_size(col_width, row_height);
         match self.channel_mut(channel) {
             Some(state) if !state.started => {
-                state.pty = Some((term.clone(), cols, rows));
-                self.update_record(|r| {
-                    r.term = term;
-                    r.cols = cols;
-                    r.rows = rows;
-                });
+                state.pty = Some((term, cols, rows));
                 session.channel_success(channel)?;
             }
             _ => session.channel_failure(channel)?,
@@ -342,7 +409,6 @@ impl russh::server::Handler for Connection {
                 (pty.1, pty.2) = size;
             }
         }
-        self.update_record(|r| (r.cols, r.rows) = size);
         Ok(())
     }
 
@@ -365,9 +431,12 @@ impl russh::server::Handler for Connection {
     }
 
     async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> HandlerResult {
-        if let Some(state) = self.channel_mut(channel) {
-            state.input = None;
-            state.size = None;
+        // Dropping the state ends a running TUI's input and size (it ends as if the visitor
+        // quit) and gives back the channel's seat.
+        let before = self.channels.len();
+        self.channels.retain(|c| c.id != channel);
+        if self.channels.len() < before {
+            self.report(Report::Closed(channel));
         }
         Ok(())
     }

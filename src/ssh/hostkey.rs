@@ -6,7 +6,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use russh::keys::PrivateKey;
-use russh::keys::ssh_key::{Algorithm, HashAlg, LineEnding};
+use russh::keys::ssh_key::{Algorithm, AuthorizedKeys, HashAlg, LineEnding};
 
 /// The file name inside the keys directory.
 pub const KEY_FILE: &str = "ssh_host_ed25519_key";
@@ -89,24 +89,21 @@ pub fn load_or_create(dir: &Path) -> Result<HostKey, HostKeyError> {
     }
 }
 
-/// Reads public keys from an authorized_keys-style file: one `type base64 [comment]` per line;
-/// blank lines and `#` comments are skipped. Options before the key type are not supported.
+/// Reads public keys from an authorized_keys file with ssh-key's parser: `#` comments, blank
+/// lines and options before the key type are understood (options are ignored; ssh-key reads a
+/// line with options only when the key has a comment after it).
 pub fn load_authorized_keys(path: &Path) -> Result<Vec<russh::keys::PublicKey>, HostKeyError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| HostKeyError::Io { path: path.to_path_buf(), source })?;
-    let mut keys = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let key = russh::keys::PublicKey::from_openssh(line).map_err(|e| HostKeyError::Format {
-            path: path.to_path_buf(),
-            message: format!("line {}: {e}", n + 1),
-        })?;
-        keys.push(key);
-    }
-    Ok(keys)
+    AuthorizedKeys::new(&text)
+        .enumerate()
+        .map(|(n, entry)| {
+            entry.map(|e| e.public_key().clone()).map_err(|e| HostKeyError::Format {
+                path: path.to_path_buf(),
+                message: format!("key {}: {e}", n + 1),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -131,6 +128,25 @@ mod tests {
         assert!(!second.created);
         assert_eq!(first.fingerprint(), second.fingerprint());
         assert!(first.fingerprint().starts_with("SHA256:"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn authorized_keys_with_options_and_comments_are_read() {
+        let dir = temp_dir("authorized");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).expect("key");
+        let public = key.public_key().to_openssh().expect("openssh");
+        let path = dir.join("authorized_keys");
+        let text =
+            format!("# presenters\n\n{public} laptop\nno-pty,from=\"10.0.0.0/8\" {public} ada@stage\n");
+        std::fs::write(&path, text).expect("write");
+        let keys = load_authorized_keys(&path).expect("parsed");
+        assert_eq!(keys.len(), 2);
+        assert!(keys.iter().all(|k| k.key_data() == key.public_key().key_data()));
+        std::fs::write(&path, "ssh-ed25519 not-base64\n").expect("write");
+        let message = load_authorized_keys(&path).expect_err("refused").to_string();
+        assert!(message.contains("key 1"), "{message}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

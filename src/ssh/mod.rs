@@ -1,29 +1,36 @@
 //! Everything SSH: the only module that imports russh. It owns the server configuration and
-//! crypto policy, one connection's lifetime (`serve`), the russh `Handler` (`handler`), the
-//! per-connection UI and command tasks (`session`), the host key and cleartext refusals.
-//! It must not know about accept loops or limits (that is `server`).
+//! crypto policy, one connection's lifetime and how it ends (`connection`), the russh
+//! `Handler` (`handler`), the per-channel UI and command tasks (`session`), the host key,
+//! cleartext refusals and russh's log records (`log`). It must not know about accept loops or limits (that is `server`): it
+//! asks for a [`Seat`] through the [`Seats`] it is given.
 
+pub mod connection;
 pub mod handler;
 pub mod hostkey;
+pub mod log;
 pub mod session;
 pub mod stream;
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use russh::keys::PrivateKey;
 use russh::{MethodKind, MethodSet, Preferred, SshId, cipher, kex, mac};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::content::Content;
 use crate::metrics::Metrics;
 use crate::room::Room;
 use crate::tui::screen::FrameCache;
-use handler::Connection;
-use stream::{Meter, MeteredStream};
+pub use connection::serve;
+
+/// A place in the server's limits for one more session on a connection, held until dropped.
+pub type Seat = Box<dyn Send + Sync>;
+/// Asks the server's limits for a [`Seat`], as a new connection from the same address would.
+/// The connection's first session uses the place the connection was admitted with.
+pub type Seats = Arc<dyn Fn() -> Result<Seat, Refusal> + Send + Sync>;
 
 /// Timeouts and bounds for one connection. Defaults suit a public server.
 #[derive(Debug, Clone)]
@@ -44,6 +51,9 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// Offer only the post-quantum hybrid key exchange (OpenSSH 9.9+ clients only).
     pub pq_only_kex: bool,
+    /// Offer only AEAD ciphers and encrypt-then-MAC MACs: drops the CTR ciphers and plain
+    /// SHA-2 MACs kept as a last resort for older libraries (libssh2 < 1.11, paramiko < 3.5).
+    pub strict_crypto: bool,
     /// A session without events for this long frees its screen buffers: idle visitors then
     /// cost a few KiB instead of two full cell buffers; the next event redraws the screen once.
     pub hibernate_after: Duration,
@@ -65,6 +75,7 @@ impl Default for Settings {
             esc_timeout: Duration::from_millis(30),
             drain_timeout: Duration::from_secs(5),
             pq_only_kex: false,
+            strict_crypto: false,
             hibernate_after: Duration::from_secs(3),
             presenter_keys: Vec::new(),
         }
@@ -103,9 +114,10 @@ impl Shared {
     }
 }
 
-/// Modern algorithms only: hybrid post-quantum and X25519 key exchange, Ed25519 host key,
+/// Modern algorithms first: hybrid post-quantum and X25519 key exchange, Ed25519 host key,
 /// AEAD ciphers, encrypt-then-MAC SHA-2 MACs; nothing with SHA-1, CBC, NIST curves or
-/// finite-field DH. OpenSSH 8.x and newer, PuTTY 0.75+ and russh all speak these.
+/// finite-field DH. OpenSSH 8.x and newer, PuTTY 0.75+ and russh all speak these and pick them,
+/// because the client's first choice that the server also offers wins.
 pub const KEX: &[kex::Name] = &[
     kex::MLKEM768X25519_SHA256,
     kex::CURVE25519,
@@ -119,19 +131,39 @@ pub const KEX_PQ_ONLY: &[kex::Name] = &[
     kex::EXTENSION_SUPPORT_AS_SERVER,
     kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
 ];
-pub const CIPHERS: &[cipher::Name] = &[cipher::CHACHA20_POLY1305, cipher::AES_256_GCM, cipher::AES_128_GCM];
-pub const MACS: &[mac::Name] = &[mac::HMAC_SHA512_ETM, mac::HMAC_SHA256_ETM];
+/// Ciphers by default: AEAD first, then AES-CTR as a last resort for libraries without AEAD
+/// (libssh2 before 1.11, so curl, PHP and git GUIs on Debian 12; paramiko before 3.5; JSch).
+/// CTR with an SHA-2 MAC has no known practical attack; ssh-audit does not fail it.
+pub const CIPHERS: &[cipher::Name] = &[
+    cipher::CHACHA20_POLY1305,
+    cipher::AES_256_GCM,
+    cipher::AES_128_GCM,
+    cipher::AES_128_CTR,
+    cipher::AES_256_CTR,
+];
+/// Ciphers with `--strict-crypto`: AEAD only.
+pub const CIPHERS_STRICT: &[cipher::Name] =
+    &[cipher::CHACHA20_POLY1305, cipher::AES_256_GCM, cipher::AES_128_GCM];
+/// MACs by default (used only with the CTR ciphers; AEAD ciphers carry their own): ETM first,
+/// then plain SHA-2 for the same older libraries. ssh-audit warns (MAC-then-encrypt) but does
+/// not fail them.
+pub const MACS: &[mac::Name] =
+    &[mac::HMAC_SHA512_ETM, mac::HMAC_SHA256_ETM, mac::HMAC_SHA256, mac::HMAC_SHA512];
+/// MACs with `--strict-crypto`: encrypt-then-MAC only.
+pub const MACS_STRICT: &[mac::Name] = &[mac::HMAC_SHA512_ETM, mac::HMAC_SHA256_ETM];
 
 fn russh_config(key: PrivateKey, settings: &Settings) -> russh::server::Config {
     russh::server::Config {
         // No version number: nothing to fingerprint for scanners.
         server_id: SshId::Standard("SSH-2.0-sshbio".into()),
-        // Only "none" (plus public keys for the presenter): no visitor is ever prompted.
-        methods: if settings.presenter_keys.is_empty() {
-            MethodSet::from(&[MethodKind::None][..])
-        } else {
-            MethodSet::from(&[MethodKind::None, MethodKind::PublicKey][..])
-        },
+        // What a client hears it may try if a method is refused. Visitors are let in by the
+        // first method they try (see `handler`), so this only matters after a refusal (an
+        // unsupported key type, say): keyboard-interactive comes before password, and is
+        // accepted with no prompt.
+        methods: MethodSet::from(
+            &[MethodKind::None, MethodKind::PublicKey, MethodKind::KeyboardInteractive, MethodKind::Password]
+                [..],
+        ),
         auth_rejection_time: Duration::from_millis(100),
         auth_rejection_time_initial: Some(Duration::ZERO),
         max_auth_attempts: 4,
@@ -150,8 +182,8 @@ fn russh_config(key: PrivateKey, settings: &Settings) -> russh::server::Config {
         preferred: Preferred {
             kex: Cow::Borrowed(if settings.pq_only_kex { KEX_PQ_ONLY } else { KEX }),
             key: Cow::Borrowed(&[russh::keys::Algorithm::Ed25519]),
-            cipher: Cow::Borrowed(CIPHERS),
-            mac: Cow::Borrowed(MACS),
+            cipher: Cow::Borrowed(if settings.strict_crypto { CIPHERS_STRICT } else { CIPHERS }),
+            mac: Cow::Borrowed(if settings.strict_crypto { MACS_STRICT } else { MACS }),
             compression: Cow::Borrowed(&[russh::compression::NONE]),
             ..Preferred::default()
         },
@@ -159,7 +191,7 @@ fn russh_config(key: PrivateKey, settings: &Settings) -> russh::server::Config {
     }
 }
 
-/// How a connection ended, for the log line and metrics.
+/// How a session or a connection ended, for the log lines and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum End {
     /// The visitor pressed q (or the command/plain text finished).
@@ -177,7 +209,7 @@ pub enum End {
     /// Protocol error, garbage, or the client vanished before a session started.
     #[default]
     Error,
-    /// The client closed the connection or channel.
+    /// The client closed the connection or channel, or can no longer be written to.
     ClientGone,
 }
 
@@ -192,114 +224,6 @@ impl End {
             End::HandshakeTimeout => "handshake-timeout",
             End::Error => "error",
             End::ClientGone => "client-gone",
-        }
-    }
-}
-
-/// Facts about one connection, filled in as it goes and logged once when it ends.
-#[derive(Debug, Default, Clone)]
-pub struct Record {
-    pub user: String,
-    pub term: String,
-    pub cols: u16,
-    pub rows: u16,
-    pub kind: &'static str,
-    pub end: Option<End>,
-}
-
-/// Serves one accepted TCP connection until it ends; returns how it ended.
-///
-/// `handshake` is held until the client has authenticated (or the connection ends): the
-/// server's bound on key exchanges in progress.
-pub async fn serve<S, H>(stream: S, peer: SocketAddr, shared: Arc<Shared>, handshake: H) -> End
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    H: Send,
-{
-    let started = Instant::now();
-    shared.metrics.connection_opened();
-    let meter = Arc::new(Meter::default());
-    let record = Arc::new(Mutex::new(Record::default()));
-    let (authed_tx, authed_rx) = tokio::sync::oneshot::channel();
-    let handler = Connection::new(shared.clone(), peer, meter.clone(), record.clone(), authed_tx);
-    let stream = MeteredStream::new(stream, meter.clone());
-    let settings = &shared.settings;
-
-    let end = async {
-        let handshake_deadline = tokio::time::Instant::now() + settings.handshake_timeout;
-        let session = tokio::time::timeout_at(
-            handshake_deadline,
-            russh::server::run_stream(shared.config.clone(), stream, handler),
-        )
-        .await;
-        let mut session = match session {
-            Err(_) => return End::HandshakeTimeout,
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "version exchange failed");
-                return End::Error;
-            }
-            Ok(Ok(session)) => session,
-        };
-        tokio::select! {
-            result = &mut session => return session_result(result, &record),
-            _ = tokio::time::sleep_until(handshake_deadline) => {
-                meter.kill();
-                return End::HandshakeTimeout;
-            }
-            _ = authed_rx => {}
-        }
-        drop(handshake);
-        let hard_limit =
-            tokio::time::Instant::from_std(started) + settings.max_session + settings.drain_timeout;
-        let mut shutdown = shared.shutdown.clone();
-        tokio::select! {
-            result = &mut session => session_result(result, &record),
-            _ = tokio::time::sleep_until(hard_limit) => End::Limit,
-            _ = async {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-                tokio::time::sleep(settings.drain_timeout).await;
-            } => End::Shutdown,
-        }
-    }
-    .await;
-    // Whatever happened, the stream is cut now: russh keeps a connection open otherwise.
-    meter.kill();
-    let record = record.lock().map(|r| r.clone()).unwrap_or_default();
-    let end = record.end.unwrap_or(end);
-    let (bytes_in, bytes_out) = (
-        meter.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
-        meter.bytes_out.load(std::sync::atomic::Ordering::Relaxed),
-    );
-    let handshake_failed = record.kind.is_empty() && matches!(end, End::HandshakeTimeout | End::Error);
-    shared.metrics.connection_closed(end.as_str(), bytes_in, bytes_out, handshake_failed);
-    if record.user.is_empty() {
-        // Never authenticated: scanners, port probes, garbage. Counted, logged quietly.
-        tracing::debug!(%peer, bytes_in, bytes_out, end = end.as_str(), "connection ended before authentication");
-    } else {
-        tracing::info!(
-            %peer,
-            user = %record.user,
-            term = %record.term,
-            size = %format_args!("{}x{}", record.cols, record.rows),
-            kind = record.kind,
-            duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            bytes_in,
-            bytes_out,
-            end = end.as_str(),
-            "session ended"
-        );
-    }
-    end
-}
-
-fn session_result(result: Result<(), anyhow::Error>, record: &Mutex<Record>) -> End {
-    let recorded = record.lock().ok().and_then(|r| r.end);
-    match (result, recorded) {
-        (_, Some(end)) => end,
-        (Ok(()), None) => End::ClientGone,
-        (Err(e), None) => {
-            tracing::debug!(error = %e, "connection error");
-            End::Error
         }
     }
 }

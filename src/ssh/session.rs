@@ -2,9 +2,11 @@
 //! (with a pty), the plain-text bio (without), or a command's output. Owns the frame loop,
 //! coalescing, the Esc/idle/session timers, write timeouts and the goodbye. The only
 //! russh things it uses are the channel writers and the `Handle` to send exit status and close.
+//! It never cuts the connection: it returns a [`Summary`] saying how it ended, and the
+//! connection's owner (`connection`) decides what that means for the connection.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -14,8 +16,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
-use super::stream::Meter;
-use super::{End, Record, Shared, clamp_size};
+use super::connection::Report;
+use super::{End, Shared, clamp_size};
 use crate::commands;
 use crate::tui::app::{App, Effect, Role};
 use crate::tui::input::{Decoder, Event};
@@ -27,7 +29,39 @@ use crate::tui::ui;
 pub type Writer = Pin<Box<dyn AsyncWrite + Send>>;
 
 /// A session task, boxed so the three kinds share one supervisor.
-pub type Task = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+pub type Task = Pin<Box<dyn std::future::Future<Output = Summary> + Send>>;
+
+/// One session's facts for its log line, filled in as it runs and reported when it ends.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The channel it served, so the owner knows which one is done.
+    pub channel: ChannelId,
+    /// `tui`, `plain` or `exec`.
+    pub kind: &'static str,
+    /// TERM from the pty request (empty without a pty).
+    pub term: String,
+    /// The terminal size last known (80x24 without a pty).
+    pub size: (u16, u16),
+    /// When the shell or exec request started it.
+    pub started: std::time::Instant,
+    /// Input bytes received on the channel (TUI only).
+    pub bytes_in: u64,
+    /// Bytes written to the channel (stdout and stderr, before encryption).
+    pub bytes_out: u64,
+    /// How it ended.
+    pub end: End,
+}
+
+impl Summary {
+    pub fn new(channel: ChannelId, kind: &'static str, pty: Option<&(String, u16, u16)>) -> Self {
+        let (term, size) = match pty {
+            Some((term, cols, rows)) => (term.clone(), (*cols, *rows)),
+            None => (String::new(), (80, 24)),
+        };
+        let started = std::time::Instant::now();
+        Self { channel, kind, term, size, started, bytes_in: 0, bytes_out: 0, end: End::Error }
+    }
+}
 
 /// Everything a session task needs, handed over by the handler.
 pub struct SessionSetup {
@@ -41,10 +75,8 @@ pub struct SessionSetup {
     pub stderr: Writer,
     /// Content, settings, room, caches and the shutdown signal.
     pub shared: Arc<Shared>,
-    /// Cuts the connection when the client can no longer be written to.
-    pub meter: Arc<Meter>,
-    /// What the end-of-session log line reports.
-    pub record: Arc<Mutex<Record>>,
+    /// What the log line will say about this session, kept up to date as it runs.
+    pub summary: Summary,
     /// The SSH user name: the route to a section.
     pub user: String,
     /// Authenticated as the presenter: this session's moves are published to followers.
@@ -60,80 +92,91 @@ pub struct SessionSetup {
 }
 
 impl SessionSetup {
-    fn set_kind(&self, kind: &'static str) {
+    fn set_kind(&mut self, kind: &'static str) {
         self.shared.metrics.session_started(kind);
-        self.set_record(|r| r.kind = kind);
+        self.summary.kind = kind;
     }
 
-    fn set_record(&self, f: impl FnOnce(&mut Record)) {
-        if let Ok(mut record) = self.record.lock() {
-            f(&mut record);
-        }
+    fn set_size(&mut self, cols: u16, rows: u16) {
+        self.summary.size = (cols, rows);
     }
 
     /// Writes `bytes` unless the client stops reading for the write timeout.
     async fn write(&mut self, bytes: &[u8]) -> Result<(), End> {
         let limit = self.shared.settings.write_timeout;
-        match timeout(limit, self.stdout.write_all(bytes)).await {
+        let result = match timeout(limit, self.stdout.write_all(bytes)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::ClientGone),
             Err(_) => Err(End::Stalled),
-        }
+        };
+        self.count_out(bytes.len());
+        result
     }
 
-    /// Sends exit status, EOF and close, each bounded so a dead client can't hold us.
-    async fn finish(self, status: u32, end: End) {
-        self.set_record(|r| r.end = Some(end));
-        if end == End::Stalled || end == End::ClientGone {
-            // Nothing more can reach this client: cut the connection (russh would keep it).
-            self.meter.kill();
-            return;
-        }
+    fn count_out(&mut self, len: usize) {
+        self.summary.bytes_out = self.summary.bytes_out.saturating_add(u64::try_from(len).unwrap_or(0));
+    }
+
+    /// Sends exit status, EOF and close, each bounded so a dead client can't hold us, and says
+    /// how the session ended. A client that can no longer be written to only gets the close;
+    /// the connection's owner decides whether to cut the connection.
+    async fn finish(self, status: u32, end: End) -> Summary {
+        let mut summary = self.summary;
+        summary.end = end;
         let bound = Duration::from_secs(2);
+        if end == End::Stalled || end == End::ClientGone {
+            // No more data can reach it; a close is not held back by the window, and frees the
+            // channel if the client still reads others.
+            let _ = timeout(bound, self.handle.close(self.channel)).await;
+            return summary;
+        }
         let mut stdout = self.stdout;
         let _ = timeout(bound, stdout.flush()).await;
         let _ = timeout(bound, self.handle.exit_status_request(self.channel, status)).await;
         let _ = timeout(bound, self.handle.eof(self.channel)).await;
         let _ = timeout(bound, self.handle.close(self.channel)).await;
+        summary
     }
 }
 
 /// Runs a session task so that a panic in it ends only this session: the visitor's terminal
-/// is restored as far as possible, the channel closed with exit status 1, the connection cut.
-pub fn supervise(handle: Handle, channel: ChannelId, meter: Arc<Meter>, task: Task) {
+/// is restored as far as possible and the channel closed with exit status 1. Either way the
+/// session's summary goes to the connection's owner.
+pub fn supervise(handle: Handle, summary: Summary, reports: mpsc::Sender<Report>, task: Task) {
     tokio::spawn(async move {
         // Caught here rather than by a second task: one task per session is less memory.
-        if std::panic::AssertUnwindSafe(task).catch_unwind().await.is_ok() {
-            return;
-        }
-        tracing::error!(channel = ?channel, "session task panicked; ending this session only");
-        let bound = Duration::from_secs(1);
-        let _ = timeout(bound, handle.data(channel, RESTORE.to_vec())).await;
-        let _ = timeout(
-            bound,
-            handle.data(channel, b"Sorry, something went wrong. Please reconnect.\r\n".to_vec()),
-        )
-        .await;
-        let _ = timeout(bound, handle.exit_status_request(channel, 1)).await;
-        let _ = timeout(bound, handle.close(channel)).await;
-        tokio::time::sleep(bound).await;
-        meter.kill();
+        let summary = match std::panic::AssertUnwindSafe(task).catch_unwind().await {
+            Ok(summary) => summary,
+            Err(_) => {
+                let channel = summary.channel;
+                tracing::error!(channel = ?channel, "session task panicked; ending this session only");
+                let bound = Duration::from_secs(1);
+                let _ = timeout(bound, handle.data(channel, RESTORE.to_vec())).await;
+                let sorry = b"Sorry, something went wrong. Please reconnect.\r\n".to_vec();
+                let _ = timeout(bound, handle.data(channel, sorry)).await;
+                let _ = timeout(bound, handle.exit_status_request(channel, 1)).await;
+                let _ = timeout(bound, handle.close(channel)).await;
+                Summary { end: End::Error, ..summary }
+            }
+        };
+        // The owner is gone only when the connection already ended; nothing is left to tell.
+        let _ = reports.send(Report::Ended(summary)).await;
     });
 }
 
 /// `ssh -T host`: the whole bio as plain text, then exit 0.
-pub async fn run_plain(mut setup: SessionSetup) {
+pub async fn run_plain(mut setup: SessionSetup) -> Summary {
     setup.set_kind("plain");
     let text = setup.shared.content.borrow().plain_text(commands::PLAIN_WIDTH);
     let end = match setup.write(text.as_bytes()).await {
         Ok(()) => End::Quit,
         Err(end) => end,
     };
-    setup.finish(0, end).await;
+    setup.finish(0, end).await
 }
 
 /// `ssh host COMMAND`: the command's output and exit status.
-pub async fn run_command(mut setup: SessionSetup, command: String) {
+pub async fn run_command(mut setup: SessionSetup, command: String) -> Summary {
     setup.set_kind("exec");
     let content = setup.shared.content.borrow().clone();
     let mut output = commands::run(&command, &content);
@@ -153,13 +196,14 @@ pub async fn run_command(mut setup: SessionSetup, command: String) {
             Ok(Err(_)) => Err(End::ClientGone),
             Err(_) => Err(End::Stalled),
         };
+        setup.count_out(output.stderr.len());
     }
     let end = result.err().unwrap_or(End::Quit);
-    setup.finish(output.status, end).await;
+    setup.finish(output.status, end).await
 }
 
 /// The interactive UI for a client with a pty.
-pub async fn run_tui(mut setup: SessionSetup) {
+pub async fn run_tui(mut setup: SessionSetup) -> Summary {
     setup.set_kind("tui");
     let end = match tui_loop(&mut setup).await {
         Ok(end) | Err(end) => end,
@@ -177,7 +221,7 @@ pub async fn run_tui(mut setup: SessionSetup) {
             return setup.finish(0, e).await;
         }
     }
-    setup.finish(0, end).await;
+    setup.finish(0, end).await
 }
 
 /// Runs the frame loop until the visitor quits or something ends the session. `Err` means
@@ -241,18 +285,22 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
             chunk = input.recv() => {
                 let Some(chunk) = chunk else { return Ok(End::ClientGone) };
                 let decoder = decoder.get_or_insert_with(Decoder::default);
+                let mut received = chunk.len();
                 decoder.feed(&chunk, &mut events);
                 // Coalesce: everything already queued is applied before one frame is drawn.
                 while let Ok(chunk) = input.try_recv() {
+                    received = received.saturating_add(chunk.len());
                     decoder.feed(&chunk, &mut events);
                 }
+                let received = u64::try_from(received).unwrap_or(u64::MAX);
+                setup.summary.bytes_in = setup.summary.bytes_in.saturating_add(received);
                 esc_deadline = decoder.has_pending().then(|| Instant::now() + settings.esc_timeout);
                 idle_deadline = Instant::now() + settings.idle_timeout;
             }
             Ok(()) = sizes.changed() => {
                 let (cols, rows) = *sizes.borrow_and_update();
                 screen.resize(cols, rows);
-                setup.set_record(|r| (r.cols, r.rows) = (cols, rows));
+                setup.set_size(cols, rows);
                 dirty = true;
             }
             Ok(()) = presenter.changed() => {
@@ -298,7 +346,7 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
             if let Event::Resize { cols, rows } = event {
                 let (cols, rows) = clamp_size(u32::from(cols), u32::from(rows));
                 screen.resize(cols, rows);
-                setup.set_record(|r| (r.cols, r.rows) = (cols, rows));
+                setup.set_size(cols, rows);
             }
             match app.handle(&event) {
                 Some(Effect::Quit) => return Ok(End::Quit),
