@@ -1494,7 +1494,7 @@ const PRESENTER: usize = usize::MAX;
 struct Press {
     idx: usize,
     t0: Instant,
-    /// The top border of the text box with the new section's title, e.g. `╭ eBPF `.
+    /// The new section's numbered title over its text, e.g. `07  eBPF`.
     title: Arc<str>,
     /// The first words of the new section's text.
     words: Arc<str>,
@@ -1827,7 +1827,7 @@ async fn presenter_run(
             press_tx.send_replace(Some(Press {
                 idx,
                 t0,
-                title: format!("╭ {title} ").into(),
+                title: format!("{:02}  {title}", page + 1).into(),
                 words: words.as_str().into(),
             }));
             write.data_bytes(vec![b'1' + page as u8]).await?;

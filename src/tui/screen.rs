@@ -12,8 +12,9 @@ use ratatui::{Terminal, TerminalOptions, Viewport as RatatuiViewport};
 
 use crate::content::Content;
 use crate::room::Audience;
-use crate::tui::app::{App, Follow, Role, Viewport};
-use crate::tui::terminal::{AnsiBackend, ColorDepth};
+use crate::tui::app::{App, Follow, Overlay, Role, Viewport};
+use crate::tui::terminal::{AnsiBackend, BACKGROUND_QUERY, ColorDepth};
+use crate::tui::theme::Palette;
 use crate::tui::ui;
 
 /// A first frame, rendered once and sent to every visitor who gets the same screen.
@@ -43,6 +44,7 @@ struct FrameKey {
     scroll: usize,
     follow: Follow,
     audience: Option<Audience>,
+    palette: Palette,
 }
 
 /// How many columns at the right of the top line an audience patch redraws: room for
@@ -101,13 +103,13 @@ pub struct Screen {
     rows: u16,
     /// Colours the client can show.
     depth: ColorDepth,
-    /// Terminal-dependent drawing choices (hyperlinks).
-    options: ui::Options,
+    /// Terminal-dependent drawing choices (hyperlinks) and the colour depth.
+    look: ui::Look,
 }
 
 impl Screen {
     pub fn new(cols: u16, rows: u16, depth: ColorDepth, options: ui::Options) -> Self {
-        Self { state: State::Blank, cols, rows, depth, options }
+        Self { state: State::Blank, cols, rows, depth, look: ui::Look { options, depth } }
     }
 
     /// True while the screen holds its own terminal (an audience change is then a normal redraw).
@@ -134,31 +136,39 @@ impl Screen {
     }
 
     /// The first frame: from the cache when another visitor already got the same screen.
-    /// The presenter's screen is its own.
+    /// The presenter's screen is its own. It ends with the background-colour query (OSC 11)
+    /// when the terminal has colours: the reply picks the palette, and the frame is never held
+    /// back waiting for it.
     pub fn first_frame(&mut self, app: &mut App, cache: &FrameCache) -> Vec<u8> {
         if app.role() == Role::Presenter {
-            return self.render(app);
+            let mut bytes = self.render(app);
+            self.ask_background(&mut bytes);
+            return bytes;
         }
         let key = FrameKey {
             cols: self.cols,
             rows: self.rows,
             depth: self.depth,
-            hyperlinks: self.options.hyperlinks,
+            hyperlinks: self.look.options.hyperlinks,
             content: Arc::as_ptr(app.shared_content()) as usize,
             page: app.selected(),
             scroll: app.scroll(),
             follow: app.follow(),
             audience: app.audience(),
+            palette: app.palette(),
         };
-        let (cols, rows, depth, options) = (self.cols, self.rows, self.depth, self.options);
+        let (cols, rows, depth, look) = (self.cols, self.rows, self.depth, self.look);
         let content = app.shared_content().clone();
         let frame = cache.get_or_render(key, || {
             let mut terminal = new_terminal(cols, rows, depth).ok()?;
             let mut viewport = Viewport::default();
-            let buffer = terminal.draw(|frame| viewport = ui::draw(frame, app, options)).ok()?.buffer.clone();
+            let buffer = terminal.draw(|frame| viewport = ui::draw(frame, app, look)).ok()?.buffer.clone();
             let mut bytes = terminal.backend_mut().take_output();
             // End in the default attributes, which a fresh backend assumes at the first redraw.
             bytes.extend_from_slice(b"\x1b[0m");
+            if depth != ColorDepth::None {
+                bytes.extend_from_slice(BACKGROUND_QUERY);
+            }
             bytes.shrink_to_fit();
             Some(FirstFrame { bytes, buffer, viewport, _content: content })
         });
@@ -169,7 +179,18 @@ impl Screen {
                 self.state = State::Seeded(frame);
                 bytes
             }
-            None => self.render(app),
+            None => {
+                let mut bytes = self.render(app);
+                self.ask_background(&mut bytes);
+                bytes
+            }
+        }
+    }
+
+    /// Appends the background-colour query, unless there are no colours to choose.
+    fn ask_background(&self, bytes: &mut Vec<u8>) {
+        if self.depth != ColorDepth::None {
+            bytes.extend_from_slice(BACKGROUND_QUERY);
         }
     }
 
@@ -192,9 +213,9 @@ impl Screen {
                     // Rebuild the cells the visitor sees, sending nothing, so the new frame
                     // is only a diff (a reader's next key after a pause costs a few hundred
                     // bytes, not a whole screen).
-                    let options = self.options;
+                    let look = self.look;
                     let _ = terminal.draw(|frame| {
-                        ui::draw(frame, &shown, options);
+                        ui::draw(frame, &shown, look);
                     });
                     let backend = terminal.backend_mut();
                     let _ = backend.take_output();
@@ -218,9 +239,9 @@ impl Screen {
             }
         };
         let mut terminal = terminal;
-        let options = self.options;
+        let look = self.look;
         let mut viewport = Viewport::default();
-        if terminal.draw(|frame| viewport = ui::draw(frame, app, options)).is_ok() {
+        if terminal.draw(|frame| viewport = ui::draw(frame, app, look)).is_ok() {
             app.set_viewport(viewport);
         }
         out.extend_from_slice(&terminal.backend_mut().take_output());
@@ -230,14 +251,18 @@ impl Screen {
 
     /// Bytes that redraw only the top line (where the audience count is) on a screen that
     /// holds no terminal. Costs one row instead of a whole frame; the next full render then
-    /// starts from a cleared screen.
+    /// starts from a cleared screen. Under an overlay (the join card shows the count in large
+    /// digits) the screen is redrawn instead.
     pub fn patch_top_line(&mut self, app: &App) -> Vec<u8> {
         if self.is_active() || matches!(self.state, State::Blank) || !ui::fits(self.cols, self.rows) {
             return Vec::new();
         }
+        if app.overlay() != Overlay::None {
+            return self.render(&mut app.clone());
+        }
         let row = Rect::new(0, 0, self.cols, 1);
         let mut buffer = Buffer::empty(row);
-        ui::draw_top_line(&mut buffer, row, app);
+        ui::draw_top_line(&mut buffer, row, self.rows, app, self.look);
         let mut backend = AnsiBackend::new(Size::new(self.cols, 1), self.depth);
         // The count sits at the right end: only those columns are sent (they are redrawn
         // exactly from the row, so whatever else is there stays right).
