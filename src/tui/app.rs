@@ -579,4 +579,35 @@ mod tests {
         app.set_content(Arc::new(edited));
         assert_eq!(app.page_title(app.selected()), "eBPF");
     }
+
+    #[test]
+    fn the_terminal_background_picks_the_palette_until_t_is_pressed() {
+        let mut app = app();
+        assert_eq!(app.palette(), Palette::Dark, "the default before any reply");
+        let light = Event::Background { r: 250, g: 250, b: 250 };
+        assert_eq!(app.handle(&light), Some(Effect::Redraw));
+        assert_eq!(app.palette(), Palette::Light);
+        assert_eq!(app.handle(&light), None, "same choice: no redraw");
+        assert_eq!(key(&mut app, Key::Char('t')), Some(Effect::Redraw));
+        assert_eq!(app.palette(), Palette::Dark);
+        assert_eq!(app.handle(&light), None, "the visitor's choice stands");
+        assert_eq!(app.palette(), Palette::Dark);
+    }
+
+    #[test]
+    fn s_shares_c_shows_the_join_card_to_the_presenter_and_any_key_returns() {
+        let mut app = app();
+        assert_eq!(key(&mut app, Key::Char('s')), Some(Effect::Redraw));
+        assert_eq!(app.overlay(), Overlay::Share);
+        assert_eq!(key(&mut app, Key::Char('q')), Some(Effect::Redraw), "q closes, does not quit");
+        assert_eq!(app.overlay(), Overlay::None);
+        assert_eq!(key(&mut app, Key::Char('c')), None, "no join card for visitors");
+        app.set_role(Role::Presenter);
+        key(&mut app, Key::Char('c'));
+        assert_eq!(app.overlay(), Overlay::JoinCard);
+        key(&mut app, Key::Char('j'));
+        assert_eq!((app.overlay(), app.scroll()), (Overlay::None, 0), "returns, and j is not applied");
+        key(&mut app, Key::Char('c'));
+        assert_eq!(key(&mut app, Key::Ctrl('c')), Some(Effect::Quit), "Ctrl-C still quits");
+    }
 }

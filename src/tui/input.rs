@@ -124,16 +124,24 @@ impl Decoder {
                         i += REPLY_START.len() + end + terminator;
                         continue;
                     }
-                    None if tail.len() <= MAX_REPLY => {
-                        self.reply = tail.to_vec();
-                        break;
-                    }
-                    None => {
-                        // Never ended: drop what came so far, keep decoding after it.
-                        out.push(Event::Ignored);
-                        i = input.len();
-                        continue;
-                    }
+                    None => match broken_at(body) {
+                        // Something that is not part of a reply (a key typed after a reply
+                        // that never ended): drop the reply, decode from there.
+                        Some(at) => {
+                            out.push(Event::Ignored);
+                            i += REPLY_START.len() + at;
+                            continue;
+                        }
+                        None if tail.len() <= MAX_REPLY => {
+                            self.reply = tail.to_vec();
+                            break;
+                        }
+                        None => {
+                            out.push(Event::Ignored);
+                            i = input.len();
+                            continue;
+                        }
+                    },
                 }
             }
             if REPLY_START.starts_with(tail) {
@@ -158,11 +166,14 @@ impl Decoder {
     pub fn flush(&mut self, out: &mut Vec<Event>) {
         self.pending = false;
         self.held = 0;
+        if self.reply.starts_with(REPLY_START) {
+            // A reply under way stays held: its rest may come in a later packet (a slow
+            // network), and it must not be typed. A byte that can't be part of it ends it.
+            self.parse(&[], false, out);
+            return;
+        }
         let held = std::mem::take(&mut self.reply);
-        if held.starts_with(REPLY_START) {
-            // An unfinished reply is dropped, never typed.
-            out.push(Event::Ignored);
-        } else if !held.is_empty() {
+        if !held.is_empty() {
             // Only a prefix (a lone Esc, say): it is what it looks like.
             self.parse(&held, false, out);
             return;
@@ -240,6 +251,15 @@ fn reply_end(body: &[u8]) -> Option<(usize, usize)> {
         0x07 => Some((i, 1)),
         0x1b if body.get(i + 1) == Some(&b'\\') => Some((i, 2)),
         _ => None,
+    })
+}
+
+/// Where an unfinished reply body stops looking like one (`rgb:`/`rgba:`, hex digits, `/`, and
+/// a trailing ESC that may start the terminator), if it does.
+fn broken_at(body: &[u8]) -> Option<usize> {
+    body.iter().enumerate().position(|(i, &b)| {
+        let trailing_esc = b == 0x1b && i + 1 == body.len();
+        !(b.is_ascii_hexdigit() || matches!(b, b'r' | b'g' | b'a' | b':' | b'/') || trailing_esc)
     })
 }
 
@@ -413,8 +433,27 @@ mod tests {
                 Event::Key(Key::Char('k'))
             ]
         );
-        // A reply cut off for good is dropped when the Esc timer fires, not typed.
-        assert!(decode_chunks(&[b"\x1b]11;rgb:12"]).iter().all(|e| *e == Event::Ignored));
+        // A reply cut off for good is never typed; the next real key ends it.
+        let mut decoder = Decoder::default();
+        let mut out = Vec::new();
+        decoder.feed(b"\x1b]11;rgb:12", &mut out);
+        decoder.flush(&mut out);
+        assert!(out.iter().all(|e| *e == Event::Ignored), "{out:?}");
+        decoder.feed(b"34", &mut out);
+        decoder.flush(&mut out);
+        assert!(out.iter().all(|e| *e == Event::Ignored), "digits that may be its rest: {out:?}");
+        decoder.feed(b"q\x1b[A", &mut out);
+        decoder.flush(&mut out);
+        let keys: Vec<&Event> = out.iter().filter(|e| **e != Event::Ignored).collect();
+        assert_eq!(keys, [&Event::Key(Key::Char('q')), &Event::Key(Key::Up)]);
+        // The rest arriving after the Esc timer (a slow network) still completes it.
+        let mut decoder = Decoder::default();
+        let mut out = Vec::new();
+        decoder.feed(b"\x1b]11;rgb:f5f5/f5", &mut out);
+        decoder.flush(&mut out);
+        decoder.feed(b"f5/f5f5\x1b\\", &mut out);
+        let events: Vec<&Event> = out.iter().filter(|e| **e != Event::Ignored).collect();
+        assert_eq!(events, [&Event::Background { r: 0xf5, g: 0xf5, b: 0xf5 }]);
     }
 
     #[test]

@@ -392,3 +392,27 @@ mod tests {
         assert_eq!(visible(&vt.screen().contents()), visible(&vt_ref.screen().contents()));
     }
 }
+
+#[cfg(test)]
+mod budget {
+    use super::*;
+    use std::path::Path;
+
+    /// The first frame of every size: what it costs in bytes (printed; `--nocapture` shows it).
+    #[test]
+    fn first_frames_stay_within_the_byte_budget() {
+        for name in ["small", "long", "links", "unicode"] {
+            let path = format!("{}/tests/fixtures/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).expect("fixture");
+            let content = Arc::new(crate::content::parse_str(&text, Path::new(&path)).expect("parses"));
+            for depth in [ColorDepth::Ansi256, ColorDepth::TrueColor, ColorDepth::Ansi16] {
+                let mut app = App::new(content.clone(), None);
+                let _ = app.set_audience(Audience { connected: 120, following: 0 });
+                let mut screen = Screen::new(80, 24, depth, ui::Options { hyperlinks: true });
+                let bytes = screen.first_frame(&mut app, &FrameCache::default());
+                println!("{name} 80x24 {depth:?}: {} bytes", bytes.len());
+                assert!(bytes.len() <= 4_500, "{name} {depth:?}: {} bytes", bytes.len());
+            }
+        }
+    }
+}
