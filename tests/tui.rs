@@ -14,7 +14,8 @@ use common::*;
 async fn pty_shell_shows_the_name_and_every_section() {
     let server = TestServer::start().await;
     let conn = connect(server.addr, "visitor").await;
-    let screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    // Wide enough for the chapter timeline, which lists every chapter.
+    let screen = open_tui(&conn, "xterm-256color", 120, 40, &[]).await;
     let text = screen.text();
     assert!(text.contains(LONG_NAME) && text.contains("Cartographer of imaginary coastlines"), "{text}");
     for title in LONG_TITLES {
@@ -59,14 +60,18 @@ async fn window_change_re_lays_out_at_the_new_size() {
     let server = TestServer::start().await;
     let conn = connect(server.addr, "visitor").await;
     let mut screen = open_tui(&conn, "xterm-256color", 100, 30, &[]).await;
-    assert!(screen.text().contains("╭ Sections"), "wide: side list\n{}", screen.text());
+    assert!(screen.text().contains("● 01 Childhood by the estuary"), "wide: the timeline\n{}", screen.text());
     screen.resize(40, 12).await;
-    screen.wait_for("the narrow tab bar", |s| s.contains("‹ 1/9 Childhood by the estuary ›")).await;
-    assert!(!screen.text().contains("╭ Sections"));
+    screen
+        .wait_for("the narrow chapter strip", |s| {
+            s.contains("01 Childhood by the estuary") && !s.contains("● 01")
+        })
+        .await;
+    assert!(!screen.text().contains("● 01 Childhood"));
     screen.resize(20, 5).await;
     screen.wait_for_text("enlarge").await;
     screen.resize(120, 40).await;
-    screen.wait_for_text("╭ Sections").await;
+    screen.wait_for_text("● 01 Childhood by the estuary").await;
     let lines: Vec<String> = screen.text().lines().map(str::to_string).collect();
     assert!(lines.iter().any(|l| l.chars().count() > 100), "uses the new width");
 }
@@ -129,7 +134,7 @@ async fn zero_and_huge_sizes_are_clamped() {
     let conn = connect(server.addr, "visitor").await;
     // What `ssh -tt` without a terminal sends: 0x0 means 80x24.
     let screen = open_tui(&conn, "xterm", 0, 0, &[]).await;
-    assert!(screen.text().contains("╭ Sections"));
+    assert!(screen.text().contains("01 Childhood by the estuary"));
     let conn = connect(server.addr, "visitor").await;
     let mut screen = open_tui(&conn, "xterm", 80, 24, &[]).await;
     screen.channel.window_change(65535, 65535, 0, 0).await.unwrap();
@@ -160,18 +165,20 @@ async fn mouse_wheel_scrolls_click_selects_and_m_toggles() {
     let conn = connect(server.addr, "visitor").await;
     let mut screen = open_tui(&conn, "xterm-256color", 80, 14, &[]).await;
     assert_eq!(screen.vt.screen().mouse_protocol_mode(), vt100::MouseProtocolMode::PressRelease);
-    // Click "7 Travels inland" in the side list: find its row on screen.
-    let row = screen.text().lines().position(|l| l.contains("7 Travels inland")).unwrap();
-    let click = format!("\x1b[<0;5;{}M\x1b[<0;5;{}m", row + 1, row + 1);
-    screen.press(click.as_bytes(), &top(7)).await;
+    // Click "02 Apprentice mapmaker" in the chapter strip: find it on screen.
+    let text = screen.text();
+    let (row, line) = text.lines().enumerate().find(|(_, l)| l.contains("02 Apprentice mapmaker")).unwrap();
+    let column = line[..line.find("02 Apprentice mapmaker").unwrap()].chars().count() + 2;
+    let click = format!("\x1b[<0;{column};{}M\x1b[<0;{column};{}m", row + 1, row + 1);
+    screen.press(click.as_bytes(), &top(2)).await;
     screen.press(b"6", &top(6)).await;
     screen.send(b"\x1b[<65;40;8M").await; // wheel down over the text
-    screen.wait_for("scrolled by the wheel", |s| s.contains("4-")).await;
+    screen.wait_for("scrolled by the wheel", |s| s.contains(" of ") && !s.contains(" 1-")).await;
     screen.send(b"m").await;
     screen.wait_for("mouse off", |s| s.contains("mouse on")).await;
     assert_eq!(screen.vt.screen().mouse_protocol_mode(), vt100::MouseProtocolMode::None);
     screen.send(b"m").await;
-    screen.wait_for("mouse on again", |s| s.contains("mouse off")).await;
+    screen.wait_for("mouse on again", |s| !s.contains("mouse on")).await;
     assert_eq!(screen.vt.screen().mouse_protocol_mode(), vt100::MouseProtocolMode::PressRelease);
 }
 
@@ -217,7 +224,7 @@ async fn in_band_resize_is_honoured() {
         .screen_mut()
         .set_size(std::num::NonZeroU16::new(12).unwrap(), std::num::NonZeroU16::new(40).unwrap());
     screen.send(b"\x1b[48;12;40;0;0t").await;
-    screen.wait_for_text("‹ 1/9 Childhood by the estuary ›").await;
+    screen.wait_for("the narrow chapter strip", |s| s.contains(" 01 Childhood by the estuary ")).await;
 }
 
 #[tokio::test]
@@ -239,7 +246,7 @@ async fn content_reload_reaches_open_sessions_on_the_same_section() {
     edited.sections[4].paragraphs[0] = "Edited live: harbour text.".into();
     server.content.send_replace(Arc::new(edited));
     screen.wait_for_text("Edited live: harbour text.").await;
-    assert!(screen.text().contains("1 Now"), "{}", screen.text());
+    assert!(screen.text().contains("05  Harbour years"), "renumbered: {}", screen.text());
 }
 
 #[tokio::test]
@@ -249,13 +256,16 @@ async fn links_page_has_osc8_hyperlinks_and_visible_urls() {
     let screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
     let text = screen.text();
     assert!(text.contains("Homepage") && text.contains("https://cyrus.example.org/"), "{text}");
-    assert!(text.contains("3 Links"), "{text}");
+    assert!(text.contains("↗ Links"), "{text}");
     let raw = screen.raw_text();
     assert!(raw.contains("\x1b]8;;https://cyrus.example.org/\x1b\\Homepage\x1b]8;;\x1b\\"), "{raw:?}");
     assert!(raw.contains("\x1b]8;;mailto:cyrus@example.com\x1b\\Email\x1b]8;;\x1b\\"), "{raw:?}");
-    // The layout is unchanged: the right border of the text box is still in its column.
-    let line = text.lines().find(|l| l.contains("Homepage")).unwrap();
-    assert!(line.trim_end().ends_with('│'), "{line}");
+    // The layout is unchanged: the label sits in the text column, its URL under it.
+    let lines: Vec<&str> = text.lines().collect();
+    let row = lines.iter().position(|l| l.contains("Homepage")).unwrap();
+    let column = |l: &str, needle: &str| l[..l.find(needle).unwrap()].chars().count();
+    let url = lines[row + 1];
+    assert_eq!(column(url, "https://cyrus"), column(lines[row], "Homepage") + 2, "{text}");
 
     // A dumb terminal gets no OSC 8 and no colour at all.
     let conn = connect(server.addr, "links").await;

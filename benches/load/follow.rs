@@ -29,7 +29,7 @@ pub const PRESENTER: usize = usize::MAX;
 pub struct Press {
     pub idx: usize,
     pub t0: Instant,
-    /// The top border of the text box with the new section's title, e.g. `╭ eBPF `.
+    /// The new section's numbered title over its text, e.g. `07  eBPF`.
     pub title: Arc<str>,
     /// The first words of the new section's text.
     pub words: Arc<str>,

@@ -221,7 +221,7 @@ pub async fn presenter_run(
             press_tx.send_replace(Some(Press {
                 idx,
                 t0,
-                title: format!("╭ {title} ").into(),
+                title: format!("{:02}  {title}", page + 1).into(),
                 words: words.as_str().into(),
             }));
             write.data_bytes(vec![b'1' + page as u8]).await?;

@@ -59,6 +59,8 @@ pub struct Settings {
     pub hibernate_after: Duration,
     /// Public keys allowed to log in as [`PRESENTER_USER`]; empty disables presenting.
     pub presenter_keys: Vec<russh::keys::PublicKey>,
+    /// The public `ssh` command and web page URL, for the share overlay and the join card.
+    pub share: Arc<crate::tui::app::Share>,
 }
 
 /// The user name of the presenter (`ssh present@host` with a listed key).
@@ -78,6 +80,7 @@ impl Default for Settings {
             strict_crypto: false,
             hibernate_after: Duration::from_secs(3),
             presenter_keys: Vec::new(),
+            share: Arc::default(),
         }
     }
 }

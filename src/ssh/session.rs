@@ -241,6 +241,7 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
     let content = content_rx.borrow_and_update().clone();
     let route = (!setup.presenter).then_some(setup.user.as_str());
     let mut app = App::new(content, route);
+    app.set_share(settings.share.clone());
     let room = setup.shared.room.clone();
     let mut seat = room.join();
     let mut audience = room.audience();

@@ -1,5 +1,5 @@
-//! One visitor's view of the bio: which page is selected, the scroll position, the help overlay
-//! and mouse mode, and how input events change them. State and update only: no I/O, no russh,
+//! One visitor's view of the bio: which page is selected, the scroll position, the overlays,
+//! the palette and mouse mode, and how input events change them (keys through [`keymap`]). State and update only: no I/O, no russh,
 //! no drawing (that is `ui`). The session carries out the [`Effect`]s it returns.
 
 use std::sync::Arc;
@@ -9,6 +9,8 @@ use ratatui::layout::{Position, Rect};
 use crate::content::Content;
 use crate::room::{Audience, PresenterPosition};
 use crate::tui::input::{Event, Key, Mouse};
+use crate::tui::keymap::{self, Action};
+use crate::tui::theme::Palette;
 
 /// Lines moved by one mouse-wheel notch.
 const WHEEL_LINES: usize = 3;
@@ -36,6 +38,27 @@ pub enum Page {
 pub enum Overlay {
     None,
     Help,
+    /// The `ssh` command and a QR code of the web page, for telling others.
+    Share,
+    /// The presenter's full-screen card for the room: command, QR code, live count.
+    JoinCard,
+}
+
+/// How people reach this bio, shown by the share overlay and the join card.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Share {
+    /// The command to run (`ssh bio.example.com`), when the public host is known.
+    pub command: Option<String>,
+    /// The web page's public URL, drawn as a QR code.
+    pub url: Option<String>,
+}
+
+/// Where the palette came from: a reply from the terminal never overrides the visitor's `t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PaletteSource {
+    Default,
+    Terminal,
+    Visitor,
 }
 
 /// How this visitor relates to a presenter.
@@ -92,25 +115,12 @@ pub struct App {
     presenter: Option<PresenterPosition>,
     /// Connected/following counts, when the owner shows them.
     audience: Option<Audience>,
-}
-
-/// Keys that move the view (and so leave follow mode).
-fn is_navigation(key: Key) -> bool {
-    matches!(
-        key,
-        Key::Right
-            | Key::Left
-            | Key::Tab
-            | Key::BackTab
-            | Key::Up
-            | Key::Down
-            | Key::PageUp
-            | Key::PageDown
-            | Key::Home
-            | Key::End
-            | Key::Backspace
-            | Key::Char('h' | 'l' | 'j' | 'k' | 'g' | 'G' | ' ' | '1'..='9')
-    )
+    /// Colours for a dark or light background.
+    palette: Palette,
+    /// Who chose the palette.
+    palette_source: PaletteSource,
+    /// The command and URL the share overlay shows.
+    share: Arc<Share>,
 }
 
 impl App {
@@ -128,6 +138,9 @@ impl App {
             follow: Follow::NoPresenter,
             presenter: None,
             audience: None,
+            palette: Palette::default(),
+            palette_source: PaletteSource::Default,
+            share: Arc::default(),
         };
         if let Some(route) = route {
             if let Some(i) = app.content.section_index(route) {
@@ -180,6 +193,19 @@ impl App {
 
     pub fn mouse_enabled(&self) -> bool {
         self.mouse
+    }
+
+    pub fn palette(&self) -> Palette {
+        self.palette
+    }
+
+    pub fn share(&self) -> &Share {
+        &self.share
+    }
+
+    /// Sets what the share overlay and the join card show.
+    pub fn set_share(&mut self, share: Arc<Share>) {
+        self.share = share;
     }
 
     /// Makes this the presenter's view.
@@ -269,61 +295,87 @@ impl App {
             Event::Mouse(mouse) => self.handle_mouse(*mouse),
             // Size changes are applied by the session; they always need a new frame.
             Event::Resize { .. } => Some(Effect::Redraw),
+            Event::Background { r, g, b } => self.background(*r, *g, *b),
             Event::Ignored => None,
         }
     }
 
     fn handle_key(&mut self, key: Key) -> Option<Effect> {
-        match key {
-            Key::Char('q') | Key::Ctrl('c') | Key::Ctrl('d') => return Some(Effect::Quit),
-            Key::Esc if self.overlay == Overlay::None => return Some(Effect::Quit),
-            _ => {}
+        if matches!(key, Key::Ctrl('c' | 'd')) {
+            return Some(Effect::Quit);
         }
-        if self.overlay == Overlay::Help {
-            // Any other key just closes the help.
+        if self.overlay != Overlay::None {
+            // Any other key just closes the overlay (and is not also applied).
             self.overlay = Overlay::None;
             return Some(Effect::Redraw);
         }
-        if key == Key::Char('f') && self.role == Role::Visitor {
-            return match (self.follow, self.presenter) {
-                (Follow::Following, _) => {
-                    self.follow = Follow::Browsing;
-                    Some(Effect::Redraw)
-                }
-                (Follow::Browsing, Some(p)) => {
-                    self.follow = Follow::Following;
-                    self.go_to(p);
-                    Some(Effect::Redraw)
-                }
-                _ => None,
-            };
-        }
+        let action = keymap::action_for(key, self.role)?;
         let before = (self.selected, self.scroll, self.follow);
-        if self.follow == Follow::Following && is_navigation(key) {
+        if self.follow == Follow::Following && action.moves_the_view() {
             // Moving on your own leaves follow mode; the banner says how to come back.
             self.follow = Follow::Browsing;
         }
-        match key {
-            Key::Char('?') => {
-                self.overlay = Overlay::Help;
-                return Some(Effect::Redraw);
-            }
-            Key::Char('m') => {
+        match action {
+            Action::Quit => return Some(Effect::Quit),
+            Action::Help => return self.open(Overlay::Help),
+            Action::Share => return self.open(Overlay::Share),
+            Action::JoinCard => return self.open(Overlay::JoinCard),
+            Action::ToggleMouse => {
                 self.mouse = !self.mouse;
                 return Some(Effect::SetMouse(self.mouse));
             }
-            Key::Right | Key::Char('l') | Key::Tab => self.next_page(),
-            Key::Left | Key::Char('h') | Key::BackTab => self.previous_page(),
-            Key::Char(c @ '1'..='9') => self.select_page(usize::from(c as u8 - b'1')),
-            Key::Down | Key::Char('j') => self.scroll_down(1),
-            Key::Up | Key::Char('k') => self.scroll_up(1),
-            Key::PageDown | Key::Char(' ') => self.scroll_down(self.page_step()),
-            Key::PageUp | Key::Backspace => self.scroll_up(self.page_step()),
-            Key::Home | Key::Char('g') => self.scroll = 0,
-            Key::End | Key::Char('G') => self.scroll = self.max_scroll(),
-            _ => {}
+            Action::TogglePalette => {
+                self.palette = self.palette.toggled();
+                self.palette_source = PaletteSource::Visitor;
+                return Some(Effect::Redraw);
+            }
+            Action::ToggleFollow => return self.toggle_follow(),
+            Action::NextChapter => self.next_page(),
+            Action::PreviousChapter => self.previous_page(),
+            Action::JumpToChapter => {
+                if let Key::Char(c @ '1'..='9') = key {
+                    self.select_page(usize::from(c as u8 - b'1'));
+                }
+            }
+            Action::ScrollDown => self.scroll_down(1),
+            Action::ScrollUp => self.scroll_up(1),
+            Action::PageDown => self.scroll_down(self.page_step()),
+            Action::PageUp => self.scroll_up(self.page_step()),
+            Action::Top => self.scroll = 0,
+            Action::Bottom => self.scroll = self.max_scroll(),
         }
         (before != (self.selected, self.scroll, self.follow)).then_some(Effect::Redraw)
+    }
+
+    fn open(&mut self, overlay: Overlay) -> Option<Effect> {
+        self.overlay = overlay;
+        Some(Effect::Redraw)
+    }
+
+    fn toggle_follow(&mut self) -> Option<Effect> {
+        match (self.follow, self.presenter) {
+            (Follow::Following, _) => {
+                self.follow = Follow::Browsing;
+                Some(Effect::Redraw)
+            }
+            (Follow::Browsing, Some(p)) => {
+                self.follow = Follow::Following;
+                self.go_to(p);
+                Some(Effect::Redraw)
+            }
+            _ => None,
+        }
+    }
+
+    /// The terminal said what colour its background is: pick the palette for it, unless the
+    /// visitor already chose one with `t`. Redraws only when the choice changes.
+    fn background(&mut self, r: u8, g: u8, b: u8) -> Option<Effect> {
+        if self.palette_source == PaletteSource::Visitor {
+            return None;
+        }
+        self.palette_source = PaletteSource::Terminal;
+        let palette = Palette::for_background(r, g, b);
+        (palette != std::mem::replace(&mut self.palette, palette)).then_some(Effect::Redraw)
     }
 
     fn handle_mouse(&mut self, mouse: Mouse) -> Option<Effect> {
@@ -331,7 +383,7 @@ impl App {
         match mouse {
             Mouse::ScrollDown { .. } => self.scroll_down(WHEEL_LINES),
             Mouse::ScrollUp { .. } => self.scroll_up(WHEEL_LINES),
-            Mouse::Click { .. } if self.overlay == Overlay::Help => self.overlay = Overlay::None,
+            Mouse::Click { .. } if self.overlay != Overlay::None => self.overlay = Overlay::None,
             Mouse::Click { column, row } => {
                 let at = Position::new(column, row);
                 let hit = self.viewport.nav.iter().find(|(rect, _)| rect.contains(at));
@@ -524,5 +576,36 @@ mod tests {
         edited.sections.remove(0);
         app.set_content(Arc::new(edited));
         assert_eq!(app.page_title(app.selected()), "Travels inland");
+    }
+
+    #[test]
+    fn the_terminal_background_picks_the_palette_until_t_is_pressed() {
+        let mut app = app();
+        assert_eq!(app.palette(), Palette::Dark, "the default before any reply");
+        let light = Event::Background { r: 250, g: 250, b: 250 };
+        assert_eq!(app.handle(&light), Some(Effect::Redraw));
+        assert_eq!(app.palette(), Palette::Light);
+        assert_eq!(app.handle(&light), None, "same choice: no redraw");
+        assert_eq!(key(&mut app, Key::Char('t')), Some(Effect::Redraw));
+        assert_eq!(app.palette(), Palette::Dark);
+        assert_eq!(app.handle(&light), None, "the visitor's choice stands");
+        assert_eq!(app.palette(), Palette::Dark);
+    }
+
+    #[test]
+    fn s_shares_c_shows_the_join_card_to_the_presenter_and_any_key_returns() {
+        let mut app = app();
+        assert_eq!(key(&mut app, Key::Char('s')), Some(Effect::Redraw));
+        assert_eq!(app.overlay(), Overlay::Share);
+        assert_eq!(key(&mut app, Key::Char('q')), Some(Effect::Redraw), "q closes, does not quit");
+        assert_eq!(app.overlay(), Overlay::None);
+        assert_eq!(key(&mut app, Key::Char('c')), None, "no join card for visitors");
+        app.set_role(Role::Presenter);
+        key(&mut app, Key::Char('c'));
+        assert_eq!(app.overlay(), Overlay::JoinCard);
+        key(&mut app, Key::Char('j'));
+        assert_eq!((app.overlay(), app.scroll()), (Overlay::None, 0), "returns, and j is not applied");
+        key(&mut app, Key::Char('c'));
+        assert_eq!(key(&mut app, Key::Ctrl('c')), Some(Effect::Quit), "Ctrl-C still quits");
     }
 }

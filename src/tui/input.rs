@@ -1,5 +1,6 @@
 //! Terminal input bytes -> our own [`Event`]s. Owns decoding (via termina's parser), the lone-Esc
-//! rule, in-band resize reports (DEC mode 2048) and the bound on half-finished sequences. Pure:
+//! rule, in-band resize reports (DEC mode 2048), background-colour replies (OSC 11, even when
+//! split across packets: never keystrokes) and the bound on half-finished sequences. Pure:
 //! no I/O, no timers (the session calls [`Decoder::flush`] when its Esc timer fires).
 
 use termina::event::{KeyCode, KeyEventKind, Modifiers, MouseButton, MouseEventKind};
@@ -45,6 +46,12 @@ pub enum Event {
         cols: u16,
         rows: u16,
     },
+    /// The terminal's reply to the background-colour query (OSC 11), 8 bits per channel.
+    Background {
+        r: u8,
+        g: u8,
+        b: u8,
+    },
     /// Paste, focus, terminal replies, releases, unknown keys: consumed and dropped, so an
     /// unknown escape sequence never reaches the app as keystrokes.
     Ignored,
@@ -66,13 +73,24 @@ pub struct Decoder {
     /// How many times the panic guard around termina fired. Always 0 unless termina has a
     /// bug; the tests and fuzz targets assert it, so the guard cannot hide a panic from them.
     panics_caught: usize,
+    /// The start of a background-colour reply (or what may become one) held until the rest
+    /// arrives, so its bytes never reach termina as keys.
+    reply: Vec<u8>,
 }
+
+/// How an OSC 11 reply starts.
+const REPLY_START: &[u8] = b"\x1b]11;";
+/// Longest reply kept while waiting for its end (`rgba:ffff/ffff/ffff/ffff` and terminator
+/// fit many times over); anything longer is dropped.
+const MAX_REPLY: usize = 64;
 
 impl Decoder {
     /// Feeds one chunk of input and appends the events it completes to `out`.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Event>) {
-        let bytes = take_resize_reports(bytes, out);
+        let bytes = self.take_background_replies(bytes, out);
+        let bytes = take_resize_reports(&bytes, out);
         if bytes.is_empty() {
+            self.pending = !self.reply.is_empty();
             return;
         }
         let before = out.len();
@@ -86,7 +104,60 @@ impl Decoder {
             self.held = 0;
         }
         // An ESC or a non-ASCII byte may start something that only a timeout can finish.
-        self.pending = bytes.iter().any(|&b| b == 0x1b || b >= 0x80);
+        self.pending = !self.reply.is_empty() || bytes.iter().any(|&b| b == 0x1b || b >= 0x80);
+    }
+
+    /// Takes complete OSC 11 replies out of the input (held bytes first), pushing an
+    /// [`Event::Background`] for each, and returns the rest. An unfinished reply at the end,
+    /// or bytes that may start one (a lone ESC, `ESC ]1`), are held for the next packet.
+    fn take_background_replies(&mut self, bytes: &[u8], out: &mut Vec<Event>) -> Vec<u8> {
+        let mut input = std::mem::take(&mut self.reply);
+        input.extend_from_slice(bytes);
+        let mut rest = Vec::with_capacity(input.len());
+        let mut i = 0;
+        while let Some(tail) = input.get(i..).filter(|t| !t.is_empty()) {
+            if let Some(body) = tail.strip_prefix(REPLY_START) {
+                match reply_end(body) {
+                    Some((end, terminator)) => {
+                        if let Some(rgb) = body.get(..end).and_then(parse_rgb) {
+                            out.push(Event::Background { r: rgb.0, g: rgb.1, b: rgb.2 });
+                        } else {
+                            out.push(Event::Ignored);
+                        }
+                        i += REPLY_START.len() + end + terminator;
+                        continue;
+                    }
+                    None => match broken_at(body) {
+                        // Something that is not part of a reply (a key typed after a reply
+                        // that never ended): drop the reply, decode from there.
+                        Some(at) => {
+                            out.push(Event::Ignored);
+                            i += REPLY_START.len() + at;
+                            continue;
+                        }
+                        None if tail.len() <= MAX_REPLY => {
+                            self.reply = tail.to_vec();
+                            break;
+                        }
+                        None => {
+                            out.push(Event::Ignored);
+                            i = input.len();
+                            continue;
+                        }
+                    },
+                }
+            }
+            if REPLY_START.starts_with(tail) {
+                // Maybe the start of a reply: wait for the next packet (or the Esc timer).
+                self.reply = tail.to_vec();
+                break;
+            }
+            if let Some(&b) = tail.first() {
+                rest.push(b);
+            }
+            i += 1;
+        }
+        rest
     }
 
     /// How many times termina panicked on this decoder's input (and was reset): see the field.
@@ -103,6 +174,18 @@ impl Decoder {
     pub fn flush(&mut self, out: &mut Vec<Event>) {
         self.pending = false;
         self.held = 0;
+        if self.reply.starts_with(REPLY_START) {
+            // A reply under way stays held: its rest may come in a later packet (a slow
+            // network), and it must not be typed. A byte that can't be part of it ends it.
+            self.parse(&[], false, out);
+            return;
+        }
+        let held = std::mem::take(&mut self.reply);
+        if !held.is_empty() {
+            // Only a prefix (a lone Esc, say): it is what it looks like.
+            self.parse(&held, false, out);
+            return;
+        }
         self.parse(&[], false, out);
     }
 
@@ -169,6 +252,39 @@ pub fn from_termina(event: termina::Event) -> Event {
         termina::Event::WindowResized(size) => Event::Resize { cols: size.cols, rows: size.rows },
         _ => Event::Ignored,
     }
+}
+
+/// Where an OSC reply's body ends: (body length, terminator length) for BEL or ST (`ESC \`).
+fn reply_end(body: &[u8]) -> Option<(usize, usize)> {
+    body.iter().enumerate().find_map(|(i, &b)| match b {
+        0x07 => Some((i, 1)),
+        0x1b if body.get(i + 1) == Some(&b'\\') => Some((i, 2)),
+        _ => None,
+    })
+}
+
+/// Where an unfinished reply body stops looking like one (`rgb:`/`rgba:`, hex digits, `/`, and
+/// a trailing ESC that may start the terminator), if it does.
+fn broken_at(body: &[u8]) -> Option<usize> {
+    body.iter().enumerate().position(|(i, &b)| {
+        let trailing_esc = b == 0x1b && i + 1 == body.len();
+        !(b.is_ascii_hexdigit() || matches!(b, b'r' | b'g' | b'a' | b':' | b'/') || trailing_esc)
+    })
+}
+
+/// Parses `rgb:RRRR/GGGG/BBBB` (1 to 4 hex digits per channel, `rgba:` too) to 8 bits per
+/// channel.
+fn parse_rgb(body: &[u8]) -> Option<(u8, u8, u8)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let channels = text.strip_prefix("rgb:").or_else(|| text.strip_prefix("rgba:"))?;
+    let mut parts = channels.split('/').map(|part| {
+        let digits = u32::try_from(part.len()).ok().filter(|n| (1..=4).contains(n))?;
+        let value = u32::from_str_radix(part, 16).ok()?;
+        let max = 16u32.pow(digits) - 1;
+        u8::try_from(value * 255 / max).ok()
+    });
+    let (r, g, b) = (parts.next()??, parts.next()??, parts.next()??);
+    Some((r, g, b))
 }
 
 /// Removes complete in-band resize reports (`ESC [ 48 ; rows ; cols [; ph ; pw] t`) from
@@ -290,8 +406,63 @@ mod tests {
 
     #[test]
     fn paste_focus_and_unknown_sequences_never_become_keys() {
-        let events = decode(b"\x1b[200~q\x1b[A\x1b[201~\x1b[I\x1b[O\x1b[?62;22c\x1b]11;rgb:0/0/0\x1b\\");
+        let events = decode(b"\x1b[200~q\x1b[A\x1b[201~\x1b[I\x1b[O\x1b[?62;22c\x1b]10;rgb:0/0/0\x1b\\");
         assert!(events.iter().all(|e| *e == Event::Ignored), "{events:?}");
+    }
+
+    #[test]
+    fn background_colour_replies_are_events_not_keys() {
+        let white = Event::Background { r: 255, g: 255, b: 255 };
+        assert_eq!(decode(b"\x1b]11;rgb:ffff/ffff/ffff\x1b\\"), vec![white.clone()]);
+        assert_eq!(decode(b"\x1b]11;rgb:ff/ff/ff\x07q"), vec![white.clone(), Event::Key(Key::Char('q'))]);
+        assert_eq!(
+            decode(b"\x1b]11;rgba:0000/8080/ffff/ffff\x07"),
+            vec![Event::Background { r: 0, g: 128, b: 255 }]
+        );
+        assert_eq!(decode(b"\x1b]11;nonsense\x07"), vec![Event::Ignored]);
+    }
+
+    #[test]
+    fn a_reply_split_across_packets_never_becomes_keys() {
+        let reply: &[u8] = b"\x1b]11;rgb:fdfd/f6f6/e3e3\x1b\\";
+        let expected = vec![Event::Background { r: 0xfd, g: 0xf6, b: 0xe3 }];
+        // Every split point, and one byte per packet.
+        for at in 1..reply.len() {
+            let (a, b) = reply.split_at(at);
+            assert_eq!(decode_chunks(&[a, b]), expected, "split at {at}");
+        }
+        let bytes: Vec<&[u8]> = reply.chunks(1).collect();
+        assert_eq!(decode_chunks(&bytes), expected);
+        // Keys around it still arrive.
+        assert_eq!(
+            decode_chunks(&[b"j\x1b]11;rgb:0/0", b"/0\x07k"]),
+            vec![
+                Event::Key(Key::Char('j')),
+                Event::Background { r: 0, g: 0, b: 0 },
+                Event::Key(Key::Char('k'))
+            ]
+        );
+        // A reply cut off for good is never typed; the next real key ends it.
+        let mut decoder = Decoder::default();
+        let mut out = Vec::new();
+        decoder.feed(b"\x1b]11;rgb:12", &mut out);
+        decoder.flush(&mut out);
+        assert!(out.iter().all(|e| *e == Event::Ignored), "{out:?}");
+        decoder.feed(b"34", &mut out);
+        decoder.flush(&mut out);
+        assert!(out.iter().all(|e| *e == Event::Ignored), "digits that may be its rest: {out:?}");
+        decoder.feed(b"q\x1b[A", &mut out);
+        decoder.flush(&mut out);
+        let keys: Vec<&Event> = out.iter().filter(|e| **e != Event::Ignored).collect();
+        assert_eq!(keys, [&Event::Key(Key::Char('q')), &Event::Key(Key::Up)]);
+        // The rest arriving after the Esc timer (a slow network) still completes it.
+        let mut decoder = Decoder::default();
+        let mut out = Vec::new();
+        decoder.feed(b"\x1b]11;rgb:f5f5/f5", &mut out);
+        decoder.flush(&mut out);
+        decoder.feed(b"f5/f5f5\x1b\\", &mut out);
+        let events: Vec<&Event> = out.iter().filter(|e| **e != Event::Ignored).collect();
+        assert_eq!(events, [&Event::Background { r: 0xf5, g: 0xf5, b: 0xf5 }]);
     }
 
     #[test]

@@ -5,7 +5,10 @@
 
 pub mod app;
 pub mod input;
+pub mod keymap;
 pub mod preview;
 pub mod screen;
+pub mod share;
 pub mod terminal;
+pub mod theme;
 pub mod ui;

@@ -47,7 +47,7 @@ fn run_in(tty: &mut termina::PlatformTerminal, content: Content, route: Option<&
     terminal.backend_mut().write_raw(MOUSE_ON);
     loop {
         let mut viewport = Viewport::default();
-        terminal.draw(|frame| viewport = ui::draw(frame, &app, options))?;
+        terminal.draw(|frame| viewport = ui::draw(frame, &app, ui::Look { options, depth }))?;
         app.set_viewport(viewport);
         tty.write_all(&terminal.backend_mut().take_output())?;
         tty.flush()?;

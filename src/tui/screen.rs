@@ -12,8 +12,9 @@ use ratatui::{Terminal, TerminalOptions, Viewport as RatatuiViewport};
 
 use crate::content::Content;
 use crate::room::Audience;
-use crate::tui::app::{App, Follow, Role, Viewport};
-use crate::tui::terminal::{AnsiBackend, ColorDepth};
+use crate::tui::app::{App, Follow, Overlay, Role, Viewport};
+use crate::tui::terminal::{AnsiBackend, BACKGROUND_QUERY, ColorDepth};
+use crate::tui::theme::Palette;
 use crate::tui::ui;
 
 /// A first frame, rendered once and sent to every visitor who gets the same screen.
@@ -43,6 +44,7 @@ struct FrameKey {
     scroll: usize,
     follow: Follow,
     audience: Option<Audience>,
+    palette: Palette,
 }
 
 /// How many columns at the right of the top line an audience patch redraws: room for
@@ -119,13 +121,13 @@ pub struct Screen {
     rows: u16,
     /// Colours the client can show.
     depth: ColorDepth,
-    /// Terminal-dependent drawing choices (hyperlinks).
-    options: ui::Options,
+    /// Terminal-dependent drawing choices (hyperlinks) and the colour depth.
+    look: ui::Look,
 }
 
 impl Screen {
     pub fn new(cols: u16, rows: u16, depth: ColorDepth, options: ui::Options) -> Self {
-        Self { state: State::Blank, cols, rows, depth, options }
+        Self { state: State::Blank, cols, rows, depth, look: ui::Look { options, depth } }
     }
 
     /// True while the screen holds its own terminal (an audience change is then a normal redraw).
@@ -157,52 +159,74 @@ impl Screen {
             cols: self.cols,
             rows: self.rows,
             depth: self.depth,
-            hyperlinks: self.options.hyperlinks,
+            hyperlinks: self.look.options.hyperlinks,
             content: Arc::as_ptr(app.shared_content()) as usize,
             page: app.selected(),
             scroll: app.scroll(),
             follow: app.follow(),
             audience: app.audience(),
+            palette: app.palette(),
         }
     }
 
     /// A follower's screen after the presenter moved: the whole new screen from the shared
-    /// cache, after a clear. Every follower in the same state (size, depth, position, count)
-    /// gets the same bytes, rendered once, whether its screen was active or hibernated; after
-    /// it the screen holds no buffers of its own.
+    /// cache, after a clear. Every follower in the same state (size, depth, palette, position,
+    /// count) gets the same bytes, rendered once, whether its screen was active or hibernated;
+    /// after it the screen holds no buffers of its own. A follower with an overlay open (help,
+    /// share) is drawn on its own.
     pub fn follow_frame(&mut self, app: &mut App, cache: &FrameCache) -> Vec<u8> {
-        let mut out = b"\x1b[0m\x1b[H\x1b[2J".to_vec();
-        out.extend_from_slice(&self.first_frame(app, cache));
-        out
+        if app.overlay() != Overlay::None {
+            return self.render(app);
+        }
+        match self.shared_frame(app, cache) {
+            Some(frame) => {
+                let mut out = b"\x1b[0m\x1b[H\x1b[2J".to_vec();
+                out.extend_from_slice(&frame);
+                out
+            }
+            None => self.render(app),
+        }
     }
 
     /// The first frame: from the cache when another visitor already got the same screen.
-    /// The presenter's screen is its own.
+    /// The presenter's screen is its own. It ends with the background-colour query (OSC 11)
+    /// when the terminal has colours: the reply picks the palette, and the frame is never held
+    /// back waiting for it.
     pub fn first_frame(&mut self, app: &mut App, cache: &FrameCache) -> Vec<u8> {
-        if app.role() == Role::Presenter {
-            return self.render(app);
-        }
+        let mut bytes = match app.role() {
+            Role::Presenter => self.render(app),
+            _ => self.shared_frame(app, cache).unwrap_or_else(|| self.render(app)),
+        };
+        self.ask_background(&mut bytes);
+        bytes
+    }
+
+    /// This view's whole screen from the cache shared by all sessions (rendered on a miss),
+    /// for a cleared screen; the screen then shows it and holds no buffers of its own.
+    fn shared_frame(&mut self, app: &mut App, cache: &FrameCache) -> Option<Vec<u8>> {
         let key = self.key(app);
-        let (cols, rows, depth, options) = (self.cols, self.rows, self.depth, self.options);
+        let (cols, rows, depth, look) = (self.cols, self.rows, self.depth, self.look);
         let content = app.shared_content().clone();
         let frame = cache.get_or_render(key, || {
             let mut terminal = new_terminal(cols, rows, depth).ok()?;
             let mut viewport = Viewport::default();
-            let buffer = terminal.draw(|frame| viewport = ui::draw(frame, app, options)).ok()?.buffer.clone();
+            let buffer = terminal.draw(|frame| viewport = ui::draw(frame, app, look)).ok()?.buffer.clone();
             let mut bytes = terminal.backend_mut().take_output();
             // End in the default attributes, which a fresh backend assumes at the first redraw.
             bytes.extend_from_slice(b"\x1b[0m");
             bytes.shrink_to_fit();
             Some(FirstFrame { bytes, buffer, viewport, _content: content })
-        });
-        match frame {
-            Some(frame) => {
-                app.set_viewport(frame.viewport.clone());
-                let bytes = frame.bytes.clone();
-                self.state = State::Seeded(frame);
-                bytes
-            }
-            None => self.render(app),
+        })?;
+        app.set_viewport(frame.viewport.clone());
+        let bytes = frame.bytes.clone();
+        self.state = State::Seeded(frame);
+        Some(bytes)
+    }
+
+    /// Appends the background-colour query, unless there are no colours to choose.
+    fn ask_background(&self, bytes: &mut Vec<u8>) {
+        if self.depth != ColorDepth::None {
+            bytes.extend_from_slice(BACKGROUND_QUERY);
         }
     }
 
@@ -225,9 +249,9 @@ impl Screen {
                     // Rebuild the cells the visitor sees, sending nothing, so the new frame
                     // is only a diff (a reader's next key after a pause costs a few hundred
                     // bytes, not a whole screen).
-                    let options = self.options;
+                    let look = self.look;
                     let _ = terminal.draw(|frame| {
-                        ui::draw(frame, &shown, options);
+                        ui::draw(frame, &shown, look);
                     });
                     let backend = terminal.backend_mut();
                     let _ = backend.take_output();
@@ -251,9 +275,9 @@ impl Screen {
             }
         };
         let mut terminal = terminal;
-        let options = self.options;
+        let look = self.look;
         let mut viewport = Viewport::default();
-        if terminal.draw(|frame| viewport = ui::draw(frame, app, options)).is_ok() {
+        if terminal.draw(|frame| viewport = ui::draw(frame, app, look)).is_ok() {
             app.set_viewport(viewport);
         }
         out.extend_from_slice(&terminal.backend_mut().take_output());
@@ -263,14 +287,18 @@ impl Screen {
 
     /// Bytes that redraw only the top line (where the audience count is) on a screen that
     /// holds no terminal. Costs one row instead of a whole frame; the next full render then
-    /// starts from a cleared screen.
-    /// The bytes come from the shared cache: every idle screen in the same state gets the same.
+    /// starts from a cleared screen. Under an overlay (the join card shows the count in large
+    /// digits) the screen is redrawn instead. The bytes come from the shared cache: every idle
+    /// screen in the same state gets the same.
     pub fn patch_top_line(&mut self, app: &App, cache: &FrameCache) -> Arc<[u8]> {
         if self.is_active() || matches!(self.state, State::Blank) || !ui::fits(self.cols, self.rows) {
             return Arc::from(Vec::new());
         }
-        let (cols, depth) = (self.cols, self.depth);
-        let patch = cache.patch(self.key(app), || top_line_bytes(cols, depth, app));
+        if app.overlay() != Overlay::None {
+            return self.render(&mut app.clone()).into();
+        }
+        let (cols, rows, look) = (self.cols, self.rows, self.look);
+        let patch = cache.patch(self.key(app), || top_line_bytes(cols, rows, look, app));
         // On screen now: the frame of this view (the earlier one with the new top line).
         if !matches!(self.state, State::Hibernated(None)) {
             self.state = State::Hibernated(Some(Box::new(app.clone())));
@@ -280,11 +308,11 @@ impl Screen {
 }
 
 /// Renders the top line of `app` at `cols` and encodes the columns the audience count uses.
-fn top_line_bytes(cols: u16, depth: ColorDepth, app: &App) -> Vec<u8> {
+fn top_line_bytes(cols: u16, rows: u16, look: ui::Look, app: &App) -> Vec<u8> {
     let row = Rect::new(0, 0, cols, 1);
     let mut buffer = Buffer::empty(row);
-    ui::draw_top_line(&mut buffer, row, app);
-    let mut backend = AnsiBackend::new(Size::new(cols, 1), depth);
+    ui::draw_top_line(&mut buffer, row, rows, app, look);
+    let mut backend = AnsiBackend::new(Size::new(cols, 1), look.depth);
     // The count sits at the right end: only those columns are sent (they are redrawn
     // exactly from the row, so whatever else is there stays right).
     let from = usize::from(cols.saturating_sub(PATCH_COLUMNS));
@@ -429,5 +457,29 @@ mod tests {
             vt100::Parser::new(NonZeroU16::new(14).expect("rows"), NonZeroU16::new(60).expect("cols"), 0);
         vt_ref.process(&reference);
         assert_eq!(visible(&vt.screen().contents()), visible(&vt_ref.screen().contents()));
+    }
+}
+
+#[cfg(test)]
+mod budget {
+    use super::*;
+    use std::path::Path;
+
+    /// The first frame of every size: what it costs in bytes (printed; `--nocapture` shows it).
+    #[test]
+    fn first_frames_stay_within_the_byte_budget() {
+        for name in ["small", "long", "links", "unicode"] {
+            let path = format!("{}/tests/fixtures/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).expect("fixture");
+            let content = Arc::new(crate::content::parse_str(&text, Path::new(&path)).expect("parses"));
+            for depth in [ColorDepth::Ansi256, ColorDepth::TrueColor, ColorDepth::Ansi16] {
+                let mut app = App::new(content.clone(), None);
+                let _ = app.set_audience(Audience { connected: 120, following: 0 });
+                let mut screen = Screen::new(80, 24, depth, ui::Options { hyperlinks: true });
+                let bytes = screen.first_frame(&mut app, &FrameCache::default());
+                println!("{name} 80x24 {depth:?}: {} bytes", bytes.len());
+                assert!(bytes.len() <= 4_500, "{name} {depth:?}: {} bytes", bytes.len());
+            }
+        }
     }
 }

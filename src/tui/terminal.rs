@@ -55,6 +55,9 @@ impl ColorDepth {
 /// text is never read as keys) and in-band resize reports (DEC 2048, for clients that never
 /// send window-change).
 pub const ENTER: &[u8] = b"\x1b[?1049h\x1b[?25l\x1b[0m\x1b[2J\x1b[?2004h\x1b[?2048h";
+/// Asks the terminal for its background colour (OSC 11); the reply comes back as input and
+/// becomes [`crate::tui::input::Event::Background`]. Terminals that don't know it ignore it.
+pub const BACKGROUND_QUERY: &[u8] = b"\x1b]11;?\x1b\\";
 /// Mouse reporting on: button events plus SGR coordinates (no 223-column limit).
 pub const MOUSE_ON: &[u8] = b"\x1b[?1000h\x1b[?1006h";
 /// Mouse reporting off (every mode a terminal may have been left in).

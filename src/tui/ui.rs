@@ -1,76 +1,64 @@
-//! Drawing one frame of a visitor's UI from an [`App`]: layout, theme, wrapping, hyperlinks and
-//! the help overlay. Reads the app, never changes it; returns the geometry the app needs for
-//! scrolling and clicks. Knows nothing about SSH or colour depth (the backend handles that).
+//! Drawing one frame of a visitor's UI from an [`App`]: layout, wrapping, hyperlinks and the
+//! help overlay (the share overlay and join card are in [`crate::tui::share`]). Reads the app,
+//! never changes it; returns the geometry the app needs for scrolling and clicks. Styles come
+//! from [`crate::tui::theme`]; the backend maps colours to the client's depth.
+//!
+//! The layout, from the top: a status row (the audience count at the right), the follow banner
+//! when a presenter is on, the hero (the name in block letters, headline, intro) or on small
+//! terminals a one-line header, then the chapter navigation (a timeline beside the text on wide
+//! terminals, a one-line strip above it on narrow ones), the chapter title, the text in a
+//! reading column of at most [`READING_WIDTH`] columns, "chapter 2 of 7 · next: ...", and the
+//! key hints.
 
 use std::num::NonZeroU16;
 
 use ratatui::Frame;
 use ratatui::buffer::{Buffer, CellDiffOption};
-use ratatui::layout::{Constraint, Layout, Margin, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Widget};
+use tui_big_text::{BigText, PixelSize};
 use unicode_width::UnicodeWidthStr;
 
 use crate::content::text::wrap;
 use crate::tui::app::{App, Follow, Overlay, Page, Role, Viewport};
+use crate::tui::keymap;
+use crate::tui::share;
+use crate::tui::terminal::ColorDepth;
+use crate::tui::theme::{self, Theme};
 
 /// Smallest terminal the layout works in; below it a short message asks for more room.
 pub const MIN_WIDTH: u16 = 24;
 pub const MIN_HEIGHT: u16 = 8;
-/// From this width on, the sections are a list beside the text; below it, a one-line tab bar.
-const WIDE_FROM: u16 = 64;
-
-/// Every style the UI uses. Colours are mid-tones chosen to read on dark and light backgrounds;
-/// selection and emphasis also use bold/reverse so they survive a no-colour terminal.
-pub struct Theme {
-    pub name: Style,
-    pub headline: Style,
-    pub intro: Style,
-    pub border: Style,
-    pub nav: Style,
-    pub nav_selected: Style,
-    pub nav_number: Style,
-    pub title: Style,
-    pub text: Style,
-    pub link: Style,
-    pub url: Style,
-    pub key: Style,
-    pub hint: Style,
-    pub thumb: Style,
-    pub track: Style,
-    pub banner: Style,
-    pub audience: Style,
-}
-
-const ACCENT: Color = Color::Rgb(0x5f, 0x87, 0xd7);
-const WARM: Color = Color::Rgb(0xd7, 0x5f, 0x87);
-
-pub const THEME: Theme = Theme {
-    name: Style::new().fg(ACCENT).add_modifier(Modifier::BOLD),
-    headline: Style::new().add_modifier(Modifier::BOLD),
-    intro: Style::new().add_modifier(Modifier::ITALIC),
-    border: Style::new().add_modifier(Modifier::DIM),
-    nav: Style::new(),
-    nav_selected: Style::new().fg(ACCENT).add_modifier(Modifier::BOLD.union(Modifier::REVERSED)),
-    nav_number: Style::new().add_modifier(Modifier::DIM),
-    title: Style::new().fg(WARM).add_modifier(Modifier::BOLD),
-    text: Style::new(),
-    link: Style::new().fg(ACCENT).add_modifier(Modifier::UNDERLINED),
-    url: Style::new().add_modifier(Modifier::DIM),
-    key: Style::new().fg(ACCENT).add_modifier(Modifier::BOLD),
-    hint: Style::new().add_modifier(Modifier::DIM),
-    thumb: Style::new().fg(ACCENT),
-    track: Style::new().add_modifier(Modifier::DIM),
-    banner: Style::new().fg(WARM).add_modifier(Modifier::BOLD.union(Modifier::REVERSED)),
-    audience: Style::new().fg(ACCENT),
-};
+/// The widest the text gets: longer lines are hard to read.
+pub const READING_WIDTH: u16 = 72;
+/// The hero (the name in block letters) needs this much room.
+const HERO_WIDTH: u16 = 80;
+const HERO_HEIGHT: u16 = 24;
+/// The timeline beside the text needs the text to keep at least this width.
+const MIN_TEXT_BESIDE_NAV: u16 = 56;
+/// Columns between the timeline and the text.
+const NAV_GAP: u16 = 4;
 
 /// Per-connection drawing choices that depend on the client's terminal.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
     /// Emit OSC 8 hyperlinks for link labels.
     pub hyperlinks: bool,
+}
+
+/// How the frame is drawn: the connection's options and its colour depth.
+#[derive(Debug, Clone, Copy)]
+pub struct Look {
+    pub options: Options,
+    pub depth: ColorDepth,
+}
+
+impl Look {
+    fn theme(self, app: &App) -> &'static Theme {
+        theme::theme(app.palette(), self.depth)
+    }
 }
 
 /// One line of page text: plain styled text, or a link label that becomes an OSC 8 hyperlink.
@@ -84,77 +72,166 @@ pub fn fits(width: u16, height: u16) -> bool {
     width >= MIN_WIDTH && height >= MIN_HEIGHT
 }
 
+/// Where everything goes at one terminal size.
+#[derive(Debug, Clone, Copy)]
+struct Areas {
+    /// The banner row, when a presenter is on.
+    banner: Option<Rect>,
+    /// The hero: name (in block letters when they fit), headline, intro. `None`: the top row
+    /// carries the name.
+    hero: Option<(Rect, Option<(PixelSize, u16)>)>,
+    /// The chapter timeline (wide) or strip (narrow).
+    nav: Nav,
+    /// The chapter's number and title.
+    title: Rect,
+    /// The text.
+    body: Rect,
+    /// "chapter 2 of 7 · next: ...", the scroll position; right under the text when it is short.
+    status: Rect,
+    /// Key hints.
+    footer: Rect,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Nav {
+    Timeline(Rect),
+    Strip(Rect),
+}
+
+/// `text` in block letters: pixel size and width in cells, the largest that fits in `width`.
+pub fn big_name(text: &str, width: u16) -> Option<(PixelSize, u16)> {
+    // The 8x8 font has Basic Latin and Latin-1; anything else would be drawn blank.
+    if !text.chars().all(|c| matches!(c, ' '..='~' | '\u{a0}'..='\u{ff}')) {
+        return None;
+    }
+    let chars = u16::try_from(text.chars().count()).ok()?;
+    [(PixelSize::HalfHeight, 8), (PixelSize::Quadrant, 4)]
+        .into_iter()
+        .map(|(size, per_char)| (size, chars.saturating_mul(per_char)))
+        .find(|&(_, cells)| cells <= width)
+}
+
+/// Lays out the screen for `app` in `area` (already known to fit).
+fn areas(app: &App, area: Rect) -> Areas {
+    let content = app.content();
+    let nav_width = timeline_width(app);
+    let beside = area.width.saturating_sub(2 + nav_width + NAV_GAP);
+    let wide = beside >= MIN_TEXT_BESIDE_NAV;
+    // The block everything aligns to: centred, never wider than it needs.
+    let text_width =
+        if wide { beside.min(READING_WIDTH) } else { area.width.saturating_sub(2).min(READING_WIDTH) };
+    let block_width = if wide { nav_width + NAV_GAP + text_width } else { text_width };
+    let x = area.x + (area.width - block_width) / 2;
+    let mut y = area.y + 1; // row 0: the status row
+    let bottom = area.bottom();
+    let roomy = area.height >= 20;
+
+    let banner = banner_text(app, area.width).map(|_| {
+        let rect = Rect::new(area.x, y, area.width, 1);
+        y += 1;
+        rect
+    });
+    let hero = (area.width >= HERO_WIDTH && area.height >= HERO_HEIGHT).then(|| {
+        // Block letters may use the margin at the right, never beyond the screen.
+        let big = big_name(&content.name, area.right().saturating_sub(x + 1));
+        let name_rows = if big.is_some() { 4 } else { 1 };
+        let height = name_rows + 1 + u16::from(content.intro.is_some());
+        let rect = Rect::new(x, y, area.right().saturating_sub(x + 1), height);
+        y += height + 1;
+        (rect, big)
+    });
+    if hero.is_none() && roomy {
+        y += 1;
+    }
+    let footer = Rect::new(x, bottom.saturating_sub(1), block_width, 1);
+    let last = bottom.saturating_sub(2);
+    let (nav, text_x) = if wide {
+        let nav = Rect::new(x, y, nav_width, last.saturating_sub(y));
+        (Nav::Timeline(nav), x + nav_width + NAV_GAP)
+    } else {
+        let strip = Rect::new(x, y, block_width, 1);
+        y += if roomy { 2 } else { 1 };
+        (Nav::Strip(strip), x)
+    };
+    let title = Rect::new(text_x, y, text_width, 1);
+    y += if roomy { 2 } else { 1 };
+    let gap = u16::from(roomy);
+    let body = Rect::new(text_x, y, text_width, last.saturating_sub(y + gap));
+    let status =
+        Rect::new(if wide { text_x } else { x }, last, if wide { text_width } else { block_width }, 1);
+    Areas { banner, hero, nav, title, body, status, footer }
+}
+
 /// Draws the whole screen and returns the geometry of what was drawn.
-pub fn draw(frame: &mut Frame, app: &App, options: Options) -> Viewport {
+pub fn draw(frame: &mut Frame, app: &App, look: Look) -> Viewport {
     let area = frame.area();
+    let theme = look.theme(app);
     if !fits(area.width, area.height) {
-        draw_too_small(frame, area);
+        draw_too_small(frame, area, theme);
         return Viewport::default();
     }
-    let content = app.content();
-    let header_height = if content.intro.is_some() { 3 } else { 2 };
-    let banner_height = u16::from(banner_text(app).is_some());
-    let [header, banner, main, footer] = Layout::vertical([
-        Constraint::Length(header_height),
-        Constraint::Length(banner_height),
-        Constraint::Min(3),
-        Constraint::Length(1),
-    ])
-    .areas(area);
-
-    draw_header(frame, app, header);
-    if let Some(text) = banner_text(app) {
-        frame.render_widget(
-            Paragraph::new(Line::styled(text, THEME.banner)).centered().style(THEME.banner),
-            banner,
-        );
+    if app.overlay() == Overlay::JoinCard {
+        share::draw_join_card(frame.buffer_mut(), area, app, theme);
+        return Viewport::default();
     }
-    let mut viewport = Viewport::default();
-    let body_area = if area.width >= WIDE_FROM {
-        let nav_width = (0..app.page_count())
-            .map(|i| app.page_title(i).width())
-            .max()
-            .unwrap_or(0)
-            .saturating_add(6)
-            .clamp(14, 32);
-        let [nav, body] = Layout::horizontal([
-            Constraint::Length(u16::try_from(nav_width).unwrap_or(32)),
-            Constraint::Min(10),
-        ])
-        .areas(main);
-        viewport.nav = draw_nav_list(frame, app, nav);
-        body
-    } else {
-        let [tabs, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(2)]).areas(main);
-        viewport.nav = draw_nav_bar(frame, app, tabs);
-        body
+    let areas = areas(app, area);
+    let buf = frame.buffer_mut();
+    draw_top_line(buf, Rect::new(area.x, area.y, area.width, 1), area.height, app, look);
+    if let (Some(rect), Some(text)) = (areas.banner, banner_text(app, area.width)) {
+        Paragraph::new(Line::styled(text, theme.banner)).centered().style(theme.banner).render(rect, buf);
+    }
+    if let Some((rect, big)) = areas.hero {
+        draw_hero(buf, rect, big, app, theme);
+    }
+    let nav = match areas.nav {
+        Nav::Timeline(rect) => draw_timeline(buf, rect, app, theme),
+        Nav::Strip(rect) => draw_strip(buf, rect, app, theme),
     };
-    let (body_height, body_lines) = draw_body(frame, app, body_area, options);
+    let mut viewport = Viewport { nav, ..Viewport::default() };
+    draw_title(buf, areas.title, app, theme);
+    let (body_height, body_lines) = draw_body(buf, areas.body, app, look, theme);
     viewport.body_height = body_height;
     viewport.body_lines = body_lines;
-    draw_footer(frame, app, footer);
-    if app.overlay() == Overlay::Help {
-        draw_help(frame, area);
+    // A short text is followed by its status line, not by a gap down to it.
+    let mut status = areas.status;
+    if body_lines < body_height {
+        let under = areas.body.y + u16::try_from(body_lines).unwrap_or(0) + 1;
+        status.y = status.y.min(under);
+    }
+    if let Some(next) = draw_status(buf, status, app, theme, (body_height, body_lines)) {
+        viewport.nav.push(next);
+    }
+    draw_footer(buf, areas.footer, app, theme);
+    match app.overlay() {
+        Overlay::Help => draw_help(frame, area, app, theme),
+        Overlay::Share => share::draw_share(frame.buffer_mut(), area, app, theme),
+        Overlay::None | Overlay::JoinCard => {}
     }
     viewport
 }
 
-fn draw_too_small(frame: &mut Frame, area: Rect) {
+fn draw_too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
     let text = format!("Please enlarge your terminal (at least {MIN_WIDTH}x{MIN_HEIGHT})");
     let lines: Vec<Line> = wrap(&text, usize::from(area.width.max(1))).into_iter().map(Line::from).collect();
     let height = u16::try_from(lines.len()).unwrap_or(u16::MAX).min(area.height);
     let y = area.y + area.height.saturating_sub(height) / 2;
     let rect = Rect::new(area.x, y, area.width, height);
-    frame.render_widget(Paragraph::new(lines).centered().style(THEME.headline), rect);
+    frame.render_widget(Paragraph::new(lines).centered().style(theme.name), rect);
 }
 
-/// The one-line follow-mode banner, when a presenter is on.
-fn banner_text(app: &App) -> Option<&'static str> {
-    match (app.role(), app.follow()) {
-        (Role::Presenter, _) => Some("You are presenting: everyone following sees your moves"),
-        (Role::Visitor, Follow::Following) => Some("Following the speaker live · f: browse on your own"),
-        (Role::Visitor, Follow::Browsing) => Some("The speaker is presenting · f: follow along"),
-        (Role::Visitor, Follow::NoPresenter) => None,
+/// The one-line follow-mode banner, when a presenter is on (shorter on narrow terminals).
+fn banner_text(app: &App, width: u16) -> Option<&'static str> {
+    let narrow = width < 56;
+    match (app.role(), app.follow(), narrow) {
+        (Role::Presenter, _, false) => Some("You are presenting: everyone following sees your moves"),
+        (Role::Presenter, _, true) => Some("You are presenting"),
+        (Role::Visitor, Follow::Following, false) => {
+            Some("Following the speaker live · f: browse on your own")
+        }
+        (Role::Visitor, Follow::Following, true) => Some("Following the speaker · f: browse"),
+        (Role::Visitor, Follow::Browsing, false) => Some("The speaker is presenting · f: follow along"),
+        (Role::Visitor, Follow::Browsing, true) => Some("Speaker presenting · f: follow"),
+        (Role::Visitor, Follow::NoPresenter, _) => None,
     }
 }
 
@@ -162,143 +239,250 @@ fn banner_text(app: &App) -> Option<&'static str> {
 fn audience_text(app: &App) -> Option<String> {
     let audience = app.audience()?;
     Some(match app.role() {
-        Role::Presenter => format!("{} here · {} following ", audience.connected, audience.following),
-        Role::Visitor => format!("{} here ", audience.connected),
+        Role::Presenter => format!("● {} here · {} following ", audience.connected, audience.following),
+        Role::Visitor => format!("● {} here ", audience.connected),
     })
 }
 
-fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
+/// The first row, all of it: on small terminals the name and headline at the left; the
+/// audience count at the right when it fits. The session also draws this row alone to update
+/// the count on a screen it is not redrawing, so nothing else may draw on row 0.
+/// `height` is the screen's (it decides between the hero and the one-line header).
+pub fn draw_top_line(buf: &mut Buffer, row: Rect, height: u16, app: &App, look: Look) {
+    let theme = look.theme(app);
     let content = app.content();
-    // Row 0 (name, headline, audience) is drawn by `draw_top_line`, which the session also
-    // uses to update the audience count on a screen it is not redrawing.
-    let mut lines = vec![Line::default()];
-    if let Some(intro) = &content.intro {
-        lines.push(Line::styled(intro.as_str(), THEME.intro));
+    let hero = areas(app, Rect::new(row.x, row.y, row.width, height)).hero;
+    let audience = audience_text(app);
+    let audience_width = audience.as_deref().map_or(0, UnicodeWidthStr::width);
+    let mut used = 0;
+    if let Some((rect, Some(_))) = hero {
+        // Over block letters, the name also as text, small and muted: a page header that a
+        // screen reader, a copy or a search can find.
+        let room = usize::from(row.width.saturating_sub(rect.x)).saturating_sub(audience_width + 2);
+        let (end, _) = buf.set_stringn(rect.x, row.y, &content.name, room, theme.muted);
+        used = usize::from(end.saturating_sub(row.x));
     }
-    let block = Block::new().borders(Borders::BOTTOM).border_style(THEME.border);
-    frame.render_widget(Paragraph::new(lines).block(block), area.inner(Margin::new(1, 0)));
-    draw_top_line(frame.buffer_mut(), Rect::new(area.x, area.y, area.width, 1), app);
-}
-
-/// The first row: name and headline on the left, the audience count on the right when it fits.
-pub fn draw_top_line(buf: &mut Buffer, row: Rect, app: &App) {
-    let content = app.content();
-    let name = Line::from(vec![
-        Span::styled(content.name.as_str(), THEME.name),
-        Span::styled("  ·  ", THEME.border),
-        Span::styled(content.headline.as_str(), THEME.headline),
-    ]);
-    let inner = row.inner(Margin::new(1, 0));
-    buf.set_line(inner.x, inner.y, &name, inner.width);
-    if let Some(text) = audience_text(app) {
-        let width = u16::try_from(text.width()).unwrap_or(u16::MAX);
+    if hero.is_none() {
+        let name = Line::from(vec![
+            Span::styled(content.name.as_str(), theme.name),
+            Span::styled(" · ", theme.rule),
+            Span::styled(content.headline.as_str(), theme.headline),
+        ]);
+        let room = usize::from(row.width.saturating_sub(2)).saturating_sub(audience_width);
+        let name = if name.width() <= room {
+            name
+        } else {
+            Line::from(Span::styled(content.name.as_str(), theme.name))
+        };
+        let (end, _) = buf.set_line(row.x + 1, row.y, &name, row.width.saturating_sub(2));
+        used = usize::from(end.saturating_sub(row.x));
+    }
+    if let Some(text) = audience {
         // Only where it does not cover the name.
-        if usize::from(width) + name.width() + 3 <= usize::from(row.width) {
-            buf.set_string(row.right().saturating_sub(width), row.y, text, THEME.audience);
+        if used + audience_width < usize::from(row.width) {
+            let width = u16::try_from(audience_width).unwrap_or(u16::MAX);
+            buf.set_string(row.right().saturating_sub(width), row.y, text, theme.audience);
         }
     }
 }
 
-/// The side list of pages, numbered for the 1-9 keys.
-fn draw_nav_list(frame: &mut Frame, app: &App, area: Rect) -> Vec<(Rect, usize)> {
-    let block =
-        Block::bordered().border_type(BorderType::Rounded).border_style(THEME.border).title(" Sections ");
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-    let mut hits = Vec::new();
-    for index in 0..app.page_count() {
-        let Ok(offset) = u16::try_from(index) else { break };
-        if offset >= inner.height {
+/// The name (in block letters when they fit), the headline in the accent colour, the intro
+/// muted.
+fn draw_hero(buf: &mut Buffer, area: Rect, big: Option<(PixelSize, u16)>, app: &App, theme: &Theme) {
+    let content = app.content();
+    let mut y = area.y;
+    match big {
+        Some((size, width)) => {
+            draw_big(buf, Rect::new(area.x, y, width, 4), &content.name, size, theme.name);
+            y += 4;
+        }
+        None => {
+            buf.set_stringn(area.x, y, &content.name, usize::from(area.width), theme.name);
+            y += 1;
+        }
+    }
+    buf.set_stringn(area.x, y, &content.headline, usize::from(area.width), theme.headline);
+    if let Some(intro) = &content.intro {
+        y += 1;
+        buf.set_stringn(area.x, y, intro, usize::from(area.width), theme.intro);
+    }
+}
+
+/// Draws `text` in block letters (4 rows). The widget styles the blank pixels too; they are
+/// reset to plain blanks, which cost no bytes on a fresh screen.
+pub fn draw_big(buf: &mut Buffer, area: Rect, text: &str, size: PixelSize, style: Style) {
+    BigText::builder().pixel_size(size).style(style).lines(vec![Line::from(text)]).build().render(area, buf);
+    for position in area.positions() {
+        if let Some(cell) = buf.cell_mut(position)
+            && cell.symbol() == " "
+        {
+            cell.reset();
+        }
+    }
+}
+
+/// `01`, `02`, ... as on the web page; the links page has no number.
+fn number(app: &App, index: usize) -> String {
+    match app.page(index) {
+        Page::Section(i) => format!("{:02}", i + 1),
+        Page::Links => String::from("↗"),
+    }
+}
+
+/// Cuts `text` to `width` columns, ending in `…` when cut.
+fn fit(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w + 1 > width {
             break;
         }
-        let row = Rect::new(inner.x, inner.y + offset, inner.width, 1);
-        let number = if index < 9 { format!("{} ", index + 1) } else { "  ".into() };
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
+}
+
+/// Columns the timeline takes: the longest title, within bounds.
+fn timeline_width(app: &App) -> u16 {
+    let longest = (0..app.page_count()).map(|i| app.page_title(i).width()).max().unwrap_or(0);
+    u16::try_from(longest + 5).unwrap_or(u16::MAX).clamp(16, 30)
+}
+
+/// The chapters as a timeline: `● 01 Title`, joined by a line when there is room.
+fn draw_timeline(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) -> Vec<(Rect, usize)> {
+    let count = app.page_count();
+    let spaced = usize::from(area.height) >= count * 2;
+    let step: u16 = if spaced { 2 } else { 1 };
+    let mut hits = Vec::new();
+    for index in 0..count {
+        let Some(y) = u16::try_from(index).ok().and_then(|i| i.checked_mul(step)).map(|dy| area.y + dy)
+        else {
+            break;
+        };
+        if y >= area.bottom() {
+            break;
+        }
         let selected = index == app.selected();
-        let style = if selected { THEME.nav_selected } else { THEME.nav };
-        let marker = if selected { "▸" } else { " " };
+        let (dot, style) = if selected { ("●", theme.nav_selected) } else { ("○", theme.nav) };
+        let title = fit(app.page_title(index), usize::from(area.width.saturating_sub(5)));
         let line = Line::from(vec![
-            Span::styled(marker, THEME.key),
-            Span::styled(number, THEME.nav_number),
-            Span::styled(app.page_title(index), style),
+            Span::styled(dot, if selected { theme.number } else { theme.rule }),
+            Span::raw(" "),
+            Span::styled(number(app, index), if selected { theme.number } else { theme.nav }),
+            Span::raw(" "),
+            Span::styled(title, style),
         ]);
-        frame.render_widget(Paragraph::new(line), row);
-        hits.push((row, index));
+        buf.set_line(area.x, y, &line, area.width);
+        if spaced && index + 1 < count && y + 1 < area.bottom() {
+            buf.set_string(area.x, y + 1, "│", theme.rule);
+        }
+        hits.push((Rect::new(area.x, y, area.width, 1), index));
     }
     hits
 }
 
-/// The narrow layout's one-line bar: `‹ 3/7 Silicon Valley ›`, arrows clickable.
-fn draw_nav_bar(frame: &mut Frame, app: &App, area: Rect) -> Vec<(Rect, usize)> {
+/// The chapters on one line: `01 Early days  02 The lighthouse  ›`, scrolled so the current
+/// one shows; `‹` and `›` (previous, next) are clickable like the titles.
+fn draw_strip(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) -> Vec<(Rect, usize)> {
     let count = app.page_count();
     let selected = app.selected();
-    let label = format!(" {}/{} {} ", selected + 1, count, app.page_title(selected));
-    let line = Line::from(vec![
-        Span::styled("‹", THEME.key),
-        Span::styled(label, THEME.nav_selected),
-        Span::styled("›", THEME.key),
-    ]);
-    frame.render_widget(Paragraph::new(line).centered(), area);
-    let width = u16::try_from(line_width_of(app, selected)).unwrap_or(area.width).min(area.width);
-    let start = area.x + area.width.saturating_sub(width) / 2;
+    let max_item = usize::from(area.width.saturating_sub(4)).max(4);
+    let items: Vec<(String, String)> = (0..count)
+        .map(|i| {
+            let number = number(app, i);
+            let title = fit(app.page_title(i), max_item.saturating_sub(number.width() + 1).min(24));
+            (number, title)
+        })
+        .collect();
+    let width_of = |i: usize| items.get(i).map_or(0, |(n, t)| n.width() + 1 + t.width());
+    // The visible run: from the current item, add neighbours right then left while they fit.
+    let room = usize::from(area.width.saturating_sub(4));
+    let (mut first, mut last) = (selected, selected);
+    let mut used = width_of(selected);
+    loop {
+        let grown = if last + 1 < count && used + 2 + width_of(last + 1) <= room {
+            last += 1;
+            used += 2 + width_of(last);
+            true
+        } else if first > 0 && used + 2 + width_of(first - 1) <= room {
+            first -= 1;
+            used += 2 + width_of(first);
+            true
+        } else {
+            false
+        };
+        if !grown {
+            break;
+        }
+    }
+    let mut hits = Vec::new();
     let previous = (selected + count - 1) % count.max(1);
     let next = (selected + 1) % count.max(1);
-    vec![
-        (Rect::new(start, area.y, 1, 1), previous),
-        (Rect::new((start + width).saturating_sub(1), area.y, 1, 1), next),
-    ]
+    if first > 0 {
+        buf.set_string(area.x, area.y, "‹", theme.key);
+        hits.push((Rect::new(area.x, area.y, 1, 1), previous));
+    }
+    let mut x = area.x + if first > 0 { 2 } else { 0 };
+    for (i, (number, title)) in items.iter().enumerate().take(last + 1).skip(first) {
+        let here = i == selected;
+        let line = Line::from(vec![
+            Span::styled(number.as_str(), if here { theme.number } else { theme.nav }),
+            Span::raw(" "),
+            Span::styled(title.as_str(), if here { theme.nav_selected } else { theme.nav }),
+        ]);
+        let width = u16::try_from(line.width()).unwrap_or(0);
+        buf.set_line(x, area.y, &line, width);
+        hits.push((Rect::new(x, area.y, width, 1), i));
+        x = x.saturating_add(width + 2);
+    }
+    if last + 1 < count {
+        let at = area.right().saturating_sub(1);
+        buf.set_string(at, area.y, "›", theme.key);
+        hits.push((Rect::new(at, area.y, 1, 1), next));
+    }
+    hits
 }
 
-fn line_width_of(app: &App, selected: usize) -> usize {
-    let count = app.page_count();
-    format!("‹ {}/{} {} ›", selected + 1, count, app.page_title(selected)).width()
+/// The chapter's number in the accent colour and its title.
+fn draw_title(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
+    let index = app.selected();
+    let line = Line::from(vec![
+        Span::styled(number(app, index), theme.number),
+        Span::raw("  "),
+        Span::styled(app.page_title(index), theme.title),
+    ]);
+    buf.set_line(area.x, area.y, &line, area.width);
 }
 
-/// The page text with its scroll indicator. Returns (visible rows, total wrapped lines).
-fn draw_body(frame: &mut Frame, app: &App, area: Rect, options: Options) -> (usize, usize) {
-    let title = app.page_title(app.selected());
-    let block = Block::bordered()
-        .border_type(BorderType::Rounded)
-        .border_style(THEME.border)
-        .title(Line::from(Span::styled(format!(" {title} "), THEME.title)));
-    let inner = block.inner(area);
-    // One column for the scroll indicator, one of breathing room on the left.
-    let text_area = Rect::new(inner.x + 1, inner.y, inner.width.saturating_sub(3), inner.height);
-    let lines = body_lines(app, usize::from(text_area.width));
-    let height = usize::from(text_area.height);
+/// The page text. Returns (visible rows, total wrapped lines).
+fn draw_body(buf: &mut Buffer, area: Rect, app: &App, look: Look, theme: &Theme) -> (usize, usize) {
+    let lines = body_lines(app, usize::from(area.width), theme);
+    let height = usize::from(area.height);
     let total = lines.len();
     let scroll = app.scroll().min(total.saturating_sub(height));
-    let position = if total > height {
-        format!(" {}-{} of {} ", scroll + 1, (scroll + height).min(total), total)
-    } else {
-        String::from(" all ")
-    };
-    frame.render_widget(block.title_bottom(Line::styled(position, THEME.hint).right_aligned()), area);
-
-    let buf = frame.buffer_mut();
     for (row, line) in lines.iter().skip(scroll).take(height).enumerate() {
         let Ok(row) = u16::try_from(row) else { break };
-        let y = text_area.y + row;
+        let y = area.y + row;
         match line {
             BodyLine::Text(text, style) => {
-                buf.set_stringn(text_area.x, y, text, usize::from(text_area.width), *style);
+                buf.set_stringn(area.x, y, text, usize::from(area.width), *style);
             }
             BodyLine::Link { label, url } => {
-                put_link(buf, text_area.x, y, text_area.width, label, url, options.hyperlinks);
+                put_link(buf, (area.x, y, area.width), label, url, look.options.hyperlinks, theme.link);
             }
         }
     }
-    draw_scroll_indicator(
-        buf,
-        Rect::new(inner.right().saturating_sub(1), inner.y, 1, inner.height),
-        scroll,
-        height,
-        total,
-    );
     (height, total)
 }
 
-/// Wraps the selected page to `width` columns.
-fn body_lines(app: &App, width: usize) -> Vec<BodyLine> {
+/// Wraps the selected page to `width` columns, a blank line between paragraphs.
+fn body_lines(app: &App, width: usize, theme: &Theme) -> Vec<BodyLine> {
     let content = app.content();
     let mut lines = Vec::new();
     match app.page(app.selected()) {
@@ -306,19 +490,19 @@ fn body_lines(app: &App, width: usize) -> Vec<BodyLine> {
             let Some(section) = content.sections.get(i) else { return lines };
             for (n, paragraph) in section.paragraphs.iter().enumerate() {
                 if n > 0 {
-                    lines.push(BodyLine::Text(String::new(), THEME.text));
+                    lines.push(BodyLine::Text(String::new(), theme.text));
                 }
-                lines.extend(wrap(paragraph, width).into_iter().map(|l| BodyLine::Text(l, THEME.text)));
+                lines.extend(wrap(paragraph, width).into_iter().map(|l| BodyLine::Text(l, theme.text)));
             }
         }
         Page::Links => {
             for (n, link) in content.links.iter().enumerate() {
                 if n > 0 {
-                    lines.push(BodyLine::Text(String::new(), THEME.text));
+                    lines.push(BodyLine::Text(String::new(), theme.text));
                 }
                 lines.push(BodyLine::Link { label: link.label.clone(), url: link.url.clone() });
                 for part in wrap(&link.url, width.saturating_sub(2)) {
-                    lines.push(BodyLine::Text(format!("  {part}"), THEME.url));
+                    lines.push(BodyLine::Text(format!("  {part}"), theme.muted));
                 }
             }
         }
@@ -326,11 +510,18 @@ fn body_lines(app: &App, width: usize) -> Vec<BodyLine> {
     lines
 }
 
-/// Writes a link label at (x, y). With hyperlinks on, the whole OSC 8 sequence goes into the
-/// first cell with the label's width forced, and the cells it covers are skipped, so terminals
-/// that ignore OSC 8 still see the label in exactly the same columns.
-fn put_link(buf: &mut Buffer, x: u16, y: u16, width: u16, label: &str, url: &str, hyperlinks: bool) {
-    let (end, _) = buf.set_stringn(x, y, label, usize::from(width), THEME.link);
+/// Writes a link label at (x, y) within `width`. With hyperlinks on, the whole OSC 8 sequence
+/// goes into the first cell with the label's width forced, and the cells it covers are skipped,
+/// so terminals that ignore OSC 8 still see the label in exactly the same columns.
+fn put_link(
+    buf: &mut Buffer,
+    (x, y, width): (u16, u16, u16),
+    label: &str,
+    url: &str,
+    hyperlinks: bool,
+    style: Style,
+) {
+    let (end, _) = buf.set_stringn(x, y, label, usize::from(width), style);
     let shown = end.saturating_sub(x);
     if !hyperlinks || shown == 0 {
         return;
@@ -349,204 +540,105 @@ fn put_link(buf: &mut Buffer, x: u16, y: u16, width: u16, label: &str, url: &str
     }
 }
 
-fn draw_scroll_indicator(buf: &mut Buffer, area: Rect, scroll: usize, height: usize, total: usize) {
-    if total <= height || area.height == 0 {
-        return;
-    }
-    let track = usize::from(area.height);
-    let thumb = (track * height / total).clamp(1, track);
-    let max_scroll = total - height;
-    let start = (track - thumb) * scroll / max_scroll.max(1);
-    for i in 0..track {
-        let Ok(dy) = u16::try_from(i) else { break };
-        let (symbol, style) =
-            if (start..start + thumb).contains(&i) { ("┃", THEME.thumb) } else { ("│", THEME.track) };
-        if let Some(cell) = buf.cell_mut((area.x, area.y + dy)) {
-            cell.set_symbol(symbol).set_style(style);
+/// "chapter 2 of 7 · next: Title" at the left (the "next" part clickable), the scroll position
+/// at the right when the text scrolls. Returns the click target of "next".
+fn draw_status(
+    buf: &mut Buffer,
+    area: Rect,
+    app: &App,
+    theme: &Theme,
+    (height, total): (usize, usize),
+) -> Option<(Rect, usize)> {
+    let chapters = app.content().sections.len();
+    let selected = app.selected();
+    let here = match app.page(selected) {
+        Page::Section(i) => format!("chapter {} of {chapters}", i + 1),
+        Page::Links => String::from("links"),
+    };
+    let next = selected + 1;
+    let position = (total > height).then(|| {
+        let scroll = app.scroll().min(total - height);
+        format!("{}-{} of {}", scroll + 1, scroll + height, total)
+    });
+    let position_width = position.as_deref().map_or(0, |p| p.width() + 2);
+    let room = usize::from(area.width).saturating_sub(position_width);
+    let mut spans = vec![Span::styled(here, theme.muted)];
+    let mut target = None;
+    if next < app.page_count() {
+        let lead = " · next: ";
+        let used = spans.iter().map(Span::width).sum::<usize>() + lead.width();
+        if used + 4 <= room {
+            let title = fit(app.page_title(next), room - used);
+            let x = area.x + u16::try_from(used).unwrap_or(0);
+            let width = u16::try_from(title.width()).unwrap_or(0);
+            target = Some((Rect::new(x, area.y, width, 1), next));
+            spans.push(Span::styled(lead, theme.muted));
+            spans.push(Span::styled(title, theme.nav_selected));
         }
+    } else if Page::Links != app.page(selected) {
+        spans.push(Span::styled(" · the end", theme.muted));
     }
+    buf.set_line(area.x, area.y, &Line::from(spans), u16::try_from(room).unwrap_or(area.width));
+    if let Some(position) = position {
+        let width = u16::try_from(position.width()).unwrap_or(0);
+        buf.set_string(area.right().saturating_sub(width), area.y, position, theme.muted);
+    }
+    target
 }
 
-fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
-    let mouse = if app.mouse_enabled() { "mouse off" } else { "mouse on" };
-    let hints: [(&str, &str); 5] =
-        [("←/→", "section"), ("↑/↓", "scroll"), ("?", "help"), ("m", mouse), ("q", "quit")];
-    let mut spans = vec![Span::raw(" ")];
-    let mut used = 1;
-    for (key, what) in hints {
-        let needed = key.width() + what.width() + 3;
-        if used + needed > usize::from(area.width) {
-            break;
-        }
-        used += needed;
-        spans.push(Span::styled(key, THEME.key));
-        spans.push(Span::styled(format!(" {what}  "), THEME.hint));
+/// The key hints from the key map: as many as fit, the least important dropped first.
+fn draw_footer(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
+    let mut hints: Vec<(&str, &str, u8)> = keymap::footer(app.role()).collect();
+    if !app.mouse_enabled() {
+        // Mouse reporting is off (to select text): say how to get it back.
+        hints.insert(hints.len().saturating_sub(2), ("m", "mouse on", 1));
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    let width =
+        |hints: &[(&str, &str, u8)]| hints.iter().map(|(k, w, _)| k.width() + w.width() + 4).sum::<usize>();
+    while width(&hints) > usize::from(area.width) + 3 {
+        let Some(least) = hints.iter().enumerate().max_by_key(|(_, h)| h.2).map(|(i, _)| i) else { break };
+        hints.remove(least);
+    }
+    let mut spans = Vec::new();
+    for (key, what, _) in hints {
+        spans.push(Span::styled(key, theme.key));
+        spans.push(Span::styled(format!(" {what}   "), theme.muted));
+    }
+    buf.set_line(area.x, area.y, &Line::from(spans), area.width);
 }
 
-/// The keys, in a box over the page.
-fn draw_help(frame: &mut Frame, area: Rect) {
-    let rows: [(&str, &str); 10] = [
-        ("←/→  h/l  Tab", "previous / next section"),
-        ("1-9", "jump to a section"),
-        ("↑/↓  j/k", "scroll a line"),
-        ("PgUp/PgDn  Space", "scroll a page"),
-        ("Home/End  g/G", "top / bottom"),
-        ("mouse", "wheel scrolls, click picks a section"),
-        ("m", "mouse on/off (off lets you select text)"),
-        ("f", "follow the speaker / browse on your own"),
-        ("?", "this help (any key closes it)"),
-        ("q  Esc  Ctrl-C", "quit"),
-    ];
+/// The keys, from the key map, in a box over the page.
+fn draw_help(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let mut rows: Vec<(&str, &str)> = keymap::help(app.role()).collect();
+    let after_mouse_key = rows.iter().position(|(k, _)| *k == "m").map_or(rows.len(), |i| i + 1);
+    rows.insert(after_mouse_key, ("mouse", "wheel scrolls, click picks a chapter"));
+    let key_width = rows.iter().map(|(k, _)| k.width()).max().unwrap_or(0);
     let lines: Vec<Line> = rows
         .iter()
-        .map(|(k, what)| Line::from(vec![Span::styled(format!("{k:>17}  "), THEME.key), Span::raw(*what)]))
+        .map(|(k, what)| {
+            Line::from(vec![
+                Span::styled(format!(" {k:>key_width$}  "), theme.key),
+                Span::styled(*what, theme.text),
+            ])
+        })
         .collect();
-    let width = lines.iter().map(Line::width).max().unwrap_or(0) + 4;
+    let width = lines.iter().map(Line::width).max().unwrap_or(0) + 3;
     let width = u16::try_from(width).unwrap_or(u16::MAX).min(area.width);
     let height = (u16::try_from(lines.len()).unwrap_or(u16::MAX) + 2).min(area.height);
-    let popup = Rect::new(
-        area.x + area.width.saturating_sub(width) / 2,
-        area.y + area.height.saturating_sub(height) / 2,
-        width,
-        height,
-    );
+    let popup = centred(area, width, height);
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
-        .border_style(THEME.key)
-        .title(Line::styled(" Keys ", THEME.title));
+        .border_style(theme.rule)
+        .title(Line::styled(" Keys ", theme.title));
     frame.render_widget(Clear, popup);
     frame.render_widget(Paragraph::new(lines).block(block), popup);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::content::fixtures;
-    use crate::tui::input::{Event, Key};
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
-
-    fn app(fixture: &str) -> App {
-        App::new(fixtures::shared(fixture), None)
-    }
-
-    /// Draws `app` at `width`x`height` (twice, as the session does after feeding back the
-    /// geometry) and returns the screen as text.
-    fn screen(app: &mut App, width: u16, height: u16) -> String {
-        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
-        for _ in 0..2 {
-            let mut viewport = Viewport::default();
-            terminal.draw(|f| viewport = draw(f, app, Options::default())).expect("draw");
-            app.set_viewport(viewport);
-        }
-        let buffer = terminal.backend().buffer();
-        let mut out = String::new();
-        for y in 0..height {
-            // A wide character's second column is a placeholder cell: skip it, as a terminal
-            // shows one glyph over both columns.
-            let mut skip = 0;
-            for x in 0..width {
-                if skip > 0 {
-                    skip -= 1;
-                    continue;
-                }
-                let symbol = buffer[(x, y)].symbol();
-                skip = unicode_width::UnicodeWidthStr::width(symbol).saturating_sub(1);
-                out.push_str(symbol);
-            }
-            out.push('\n');
-        }
-        out
-    }
-
-    #[test]
-    fn snapshot_80x24() {
-        insta::assert_snapshot!(screen(&mut app(fixtures::LONG), 80, 24));
-    }
-
-    #[test]
-    fn snapshot_40x12() {
-        insta::assert_snapshot!(screen(&mut app(fixtures::SMALL), 40, 12));
-    }
-
-    #[test]
-    fn snapshot_200x60_on_the_last_section() {
-        let mut app = app(fixtures::LONG);
-        app.handle(&Event::Key(Key::Char('9')));
-        insta::assert_snapshot!(screen(&mut app, 200, 60));
-    }
-
-    #[test]
-    fn snapshot_help_overlay() {
-        let mut app = app(fixtures::SMALL);
-        app.handle(&Event::Key(Key::Char('?')));
-        insta::assert_snapshot!(screen(&mut app, 80, 24));
-    }
-
-    #[test]
-    fn snapshot_wide_characters_80x24() {
-        insta::assert_snapshot!(screen(&mut app(fixtures::UNICODE), 80, 24));
-    }
-
-    #[test]
-    fn snapshot_maximum_sizes_80x24() {
-        insta::assert_snapshot!(screen(&mut app(fixtures::MAX), 80, 24));
-    }
-
-    #[test]
-    fn snapshot_maximum_sizes_40x12() {
-        insta::assert_snapshot!(screen(&mut app(fixtures::MAX), 40, 12));
-    }
-
-    #[test]
-    fn snapshot_links_page_80x24() {
-        let mut app = App::new(fixtures::shared(fixtures::LINKS), Some("links"));
-        insta::assert_snapshot!(screen(&mut app, 80, 24));
-    }
-
-    #[test]
-    fn too_small_asks_for_room() {
-        let text = screen(&mut app(fixtures::SMALL), 20, 5);
-        assert!(text.contains("enlarge"), "{text}");
-    }
-
-    #[test]
-    fn scrolling_changes_the_visible_text() {
-        let mut app = app(fixtures::LONG);
-        app.handle(&Event::Key(Key::Char('6')));
-        let top = screen(&mut app, 60, 14);
-        app.handle(&Event::Key(Key::Char('G')));
-        let bottom = screen(&mut app, 60, 14);
-        assert!(top.contains("The atlas part 1.") && !top.contains("Chapter-6-ends."), "{top}");
-        assert!(bottom.contains("Chapter-6-ends.") && !bottom.contains("The atlas part 1."), "{bottom}");
-    }
-
-    #[test]
-    fn links_page_lists_labels_and_urls() {
-        let mut app = App::new(fixtures::shared(fixtures::LINKS), Some("links"));
-        let text = screen(&mut app, 80, 24);
-        for (label, url) in [
-            ("Homepage", "https://cyrus.example.org/"),
-            ("Hive log", "http://hives.example.net/log"),
-            ("Email", "mailto:cyrus@example.com"),
-        ] {
-            assert!(text.contains(label) && text.contains(url), "{label}: {text}");
-        }
-    }
-
-    #[test]
-    fn every_fixture_draws_at_every_size_without_panicking() {
-        for (name, text) in fixtures::ALL {
-            for (w, h) in [(1, 1), (20, 5), (24, 8), (40, 12), (80, 24), (200, 60), (500, 200)] {
-                let mut app = app(text);
-                for key in ['?', 'x', 'G', '9', 'j'] {
-                    let drawn = screen(&mut app, w, h);
-                    assert_eq!(drawn.lines().count(), usize::from(h), "{name} {w}x{h}");
-                    app.handle(&Event::Key(Key::Char(key)));
-                }
-            }
-        }
-    }
+/// A `width`x`height` rectangle in the middle of `area`.
+pub fn centred(area: Rect, width: u16, height: u16) -> Rect {
+    let (width, height) = (width.min(area.width), height.min(area.height));
+    Rect::new(area.x + (area.width - width) / 2, area.y + (area.height - height) / 2, width, height)
 }
+
+#[cfg(test)]
+mod tests;
