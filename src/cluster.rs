@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::Metrics;
 use crate::room::{AUDIENCE_TICK, Audience, PresenterPosition, Room};
 
 /// The pub/sub channel all replicas share.
@@ -27,17 +28,20 @@ enum Message {
     PresenterLeft { replica: u64 },
 }
 
-/// Bridges `room` to the Redis server at `url` until the process ends.
-pub fn spawn(url: String, room: Arc<Room>) -> Result<(), redis::RedisError> {
+/// Bridges `room` to the Redis server at `url` until the process ends; `metrics` says
+/// whether the bridge is up.
+pub fn spawn(url: String, room: Arc<Room>, metrics: Arc<Metrics>) -> Result<(), redis::RedisError> {
     let client = redis::Client::open(url.as_str())?;
     let replica: u64 = rand::random();
+    metrics.redis_connected(false);
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(200);
         loop {
-            match bridge(&client, replica, &room).await {
+            match bridge(&client, replica, &room, &metrics).await {
                 Ok(()) => backoff = Duration::from_millis(200),
                 Err(e) => tracing::warn!(error = %e, "redis bridge lost; retrying"),
             }
+            metrics.redis_connected(false);
             room.set_remote_presenter(None);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -46,13 +50,24 @@ pub fn spawn(url: String, room: Arc<Room>) -> Result<(), redis::RedisError> {
     Ok(())
 }
 
-async fn bridge(client: &redis::Client, replica: u64, room: &Room) -> redis::RedisResult<()> {
+async fn bridge(
+    client: &redis::Client,
+    replica: u64,
+    room: &Room,
+    metrics: &Metrics,
+) -> redis::RedisResult<()> {
     let mut publisher = client.get_multiplexed_async_connection().await?;
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(CHANNEL).await?;
     let mut messages = pubsub.into_on_message();
     tracing::info!(replica, "sharing the room through redis");
+    metrics.redis_connected(true);
     let mut local_presenter = room.local_presenter();
+    // A presenter already on stage (e.g. across a Redis restart) is announced now, not at
+    // their next move: followers on other replicas lost them when the bridge went down.
+    if local_presenter.borrow().is_some() {
+        local_presenter.mark_changed();
+    }
     let mut tick = tokio::time::interval(AUDIENCE_TICK);
     loop {
         let outgoing = tokio::select! {

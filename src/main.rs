@@ -259,7 +259,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         let room = sshbio::room::Room::new();
         if let Some(url) = &args.redis {
-            sshbio::cluster::spawn(url.clone(), room.clone()).context("invalid --redis URL")?;
+            sshbio::cluster::spawn(url.clone(), room.clone(), metrics.clone()).context("invalid --redis URL")?;
         }
         let config = ServerConfig {
             host_key: key.key,

@@ -123,6 +123,11 @@ impl Room {
         }
     }
 
+    /// True while a presenter is connected to this process.
+    pub fn presenting_here(&self) -> bool {
+        self.presenters.load(Ordering::Relaxed) > 0
+    }
+
     /// Positions of a presenter connected to this process (for the Redis bridge).
     pub fn local_presenter(&self) -> watch::Receiver<Option<PresenterPosition>> {
         self.local_presenter.subscribe()

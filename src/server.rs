@@ -141,12 +141,14 @@ pub async fn run(
         room.clone(),
     ));
     // Audience counts reach screens at most once a tick, however many people join or leave.
+    let sampled = metrics.clone();
     let ticker = tokio::spawn(async move {
         let mut tick = tokio::time::interval(AUDIENCE_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             room.publish_audience();
+            sampled.sample_room(&room);
         }
     });
     let trusted = Arc::new(config.trusted_proxies);

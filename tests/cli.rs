@@ -146,10 +146,14 @@ async fn metrics_and_health_over_http() {
         tokio::task::spawn_blocking(move || http_get(metrics_addr, "/metrics")).await.unwrap();
     assert_eq!(status, 200);
     for needle in [
-        "sshbio_sessions_started_total{value=\"tui\"} 1",
-        "sshbio_sessions_ended_total{value=\"quit\"} 1",
-        "sshbio_render_seconds_count",
-        "sshbio_bytes_out_total",
+        "sshbio_sessions_started_total{kind=\"tui\"} 1",
+        "sshbio_sessions_open{kind=\"tui\"} 0",
+        "sshbio_connections_closed_total{end=\"quit\"} 1",
+        "sshbio_frame_render_seconds_count",
+        "sshbio_first_frame_render_seconds_count 1",
+        "sshbio_sent_bytes_total",
+        "sshbio_handshakes_in_progress 0",
+        "sshbio_ready 1",
         "sshbio_build_info{version=",
     ] {
         assert!(body.contains(needle), "{needle} missing:\n{body}");

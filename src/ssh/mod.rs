@@ -213,7 +213,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let started = Instant::now();
-    shared.metrics.connection_opened();
+    let handshake = shared.metrics.connection_opened();
     let meter = Arc::new(Meter::default());
     let record = Arc::new(Mutex::new(Record::default()));
     let (authed_tx, authed_rx) = tokio::sync::oneshot::channel();
@@ -242,7 +242,7 @@ where
                 meter.kill();
                 return End::HandshakeTimeout;
             }
-            _ = authed_rx => {}
+            _ = authed_rx => drop(handshake),
         }
         let hard_limit =
             tokio::time::Instant::from_std(started) + settings.max_session + settings.drain_timeout;

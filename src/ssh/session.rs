@@ -60,9 +60,10 @@ pub struct SessionSetup {
 }
 
 impl SessionSetup {
-    fn set_kind(&self, kind: &'static str) {
-        self.shared.metrics.session_started(kind);
+    /// Records the session's kind; it counts as open until the returned guard drops.
+    fn set_kind(&self, kind: &'static str) -> crate::metrics::OpenSession {
         self.set_record(|r| r.kind = kind);
+        self.shared.metrics.session_started(kind)
     }
 
     fn set_record(&self, f: impl FnOnce(&mut Record)) {
@@ -123,7 +124,7 @@ pub fn supervise(handle: Handle, channel: ChannelId, meter: Arc<Meter>, task: Ta
 
 /// `ssh -T host`: the whole bio as plain text, then exit 0.
 pub async fn run_plain(mut setup: SessionSetup) {
-    setup.set_kind("plain");
+    let _open = setup.set_kind("plain");
     let text = setup.shared.content.borrow().plain_text(commands::PLAIN_WIDTH);
     let end = match setup.write(text.as_bytes()).await {
         Ok(()) => End::Quit,
@@ -134,7 +135,7 @@ pub async fn run_plain(mut setup: SessionSetup) {
 
 /// `ssh host COMMAND`: the command's output and exit status.
 pub async fn run_command(mut setup: SessionSetup, command: String) {
-    setup.set_kind("exec");
+    let _open = setup.set_kind("exec");
     let content = setup.shared.content.borrow().clone();
     let mut output = commands::run(&command, &content);
     if setup.pty.is_some() {
@@ -160,7 +161,7 @@ pub async fn run_command(mut setup: SessionSetup, command: String) {
 
 /// The interactive UI for a client with a pty.
 pub async fn run_tui(mut setup: SessionSetup) {
-    setup.set_kind("tui");
+    let _open = setup.set_kind("tui");
     let end = match tui_loop(&mut setup).await {
         Ok(end) | Err(end) => end,
     };
@@ -226,7 +227,9 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
     if app.mouse_enabled() {
         first.extend_from_slice(MOUSE_ON);
     }
-    first.extend_from_slice(&screen.first_frame(&mut app, &setup.shared.frames));
+    first.extend_from_slice(
+        &setup.shared.metrics.time_first_frame(|| screen.first_frame(&mut app, &setup.shared.frames)),
+    );
     setup.write(&first).await?;
     drop(first);
     #[cfg(debug_assertions)]
