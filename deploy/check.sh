@@ -9,9 +9,17 @@
 #     passes hadolint (where it is installed);
 #   - systemd-analyze verify accepts sshbio.service, and `systemd-analyze security` rates it
 #     at most 2.5 (Debian package: systemd);
-#   - every YAML file under deploy/kubernetes parses (PyYAML; installed with pip if missing), and
-#     ports, probe paths, mounts, the Secret's mode and the security settings agree with each
-#     other and with the container's flags; `kubectl kustomize` renders it, where kubectl exists;
+#   - every YAML file under deploy/kubernetes/base parses (PyYAML; installed with pip if missing),
+#     and ports, probe paths, mounts, the Secret's mode and the security settings agree with each
+#     other and with the container's flags;
+#   - every Kubernetes variant (the base, the default overlay, the base with each component, all
+#     components) renders with kustomize (`kubectl kustomize`, or `kustomize build`), passes
+#     kubernetes-validate --strict (PyPI; offline API schemas) for the oldest and newest
+#     Kubernetes versions we name, and its objects agree with each other: Services, Ingresses and
+#     NetworkPolicies select pods and name ports that exist, sshbio's settings point at what is
+#     there, the metrics port is reachable from no Service or Ingress, pods meet the restricted
+#     Pod Security Standard; the default overlay keeps the room together (Redis) and serves the
+#     page. Missing kustomize or kubernetes-validate is a failure, not a skip;
 #   - fly.toml parses and its ports agree with the image's;
 #   - the Dockerfile's COPY sources exist and get past Dockerfile.dockerignore, and its stub build
 #     covers every target cargo knows of (src/lib.rs, src/main.rs, benches/load.rs, ...).
@@ -316,7 +324,7 @@ stop = int(re.sub(r"s$", "", unit.get("TimeoutStopSec", ["0"])[0]))
 check(stop > drain + 1, f"TimeoutStopSec={stop}s outlasts the drain ({drain} s + 1 s)")
 
 # ---------------------------------------------------------------- Kubernetes
-k8s_dir = "deploy/kubernetes"
+k8s_dir = "deploy/kubernetes/base"
 objects = {}
 yaml_files = sorted(f for f in os.listdir(k8s_dir) if f.endswith((".yaml", ".yml")))
 for name in yaml_files:
@@ -555,22 +563,190 @@ else:
               f"{where}: {' '.join(f'{k}={v}' for k, v in sorted(env.items()))} accepted"
               + ("" if r.returncode == 1 else f" (exit {r.returncode}: {r.stderr.strip()})"))
 
+
+# ---------------------------------------------------------------- Kubernetes, rendered
+import shutil
+import tempfile
+
+K8S = "deploy/kubernetes"
+# kubernetes-validate's schemas: the oldest Kubernetes still commonly run, and the newest.
+K8S_VERSIONS = ["1.30.0", "1.37.0"]
+components = sorted(d for d in os.listdir(f"{K8S}/components") if os.path.isfile(f"{K8S}/components/{d}/kustomization.yaml"))
+check(set(components) >= {"redis", "web", "presenter", "proxy-protocol"}, f"components: {', '.join(components)}")
+render_cmd = (["kubectl", "kustomize"] if shutil.which("kubectl") else
+              ["kustomize", "build"] if shutil.which("kustomize") else None)
+validate_cmd = shutil.which("kubernetes-validate")
+if render_cmd is None:
+    fail("neither kubectl nor kustomize is installed: the Kubernetes variants cannot be rendered")
+if validate_cmd is None:
+    fail("kubernetes-validate is not installed (pip install kubernetes-validate; .ci/run does)")
+
+
+def render(components_used, tmp):
+    """The objects of the base plus these components, as an operator's overlay would compose them."""
+    d = tempfile.mkdtemp(dir=tmp)
+    rel = os.path.relpath(os.path.abspath(K8S), d)
+    with open(os.path.join(d, "kustomization.yaml"), "w", encoding="utf-8") as f:
+        f.write("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: sshbio\n")
+        f.write(f"resources:\n  - {rel}/base\n")
+        if components_used:
+            f.write("components:\n" + "".join(f"  - {rel}/components/{c}\n" for c in components_used))
+    return d
+
+
+def labels_match(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def check_variant(name, text):
+    objs = [o for o in yaml.safe_load_all(text) if o]
+    by_kind = {}
+    for o in objs:
+        by_kind.setdefault(o["kind"], []).append(o)
+    pods = []  # (workload name, pod labels, container, pod spec)
+    for o in by_kind.get("Deployment", []):
+        tpl = o["spec"]["template"]
+        for c in tpl["spec"]["containers"]:
+            pods.append((o["metadata"]["name"], tpl["metadata"].get("labels", {}), c, tpl["spec"]))
+
+    def ports_of(selector):
+        found = {}
+        for _, labels, c, _ in pods:
+            if labels_match(selector, labels):
+                for p in c.get("ports", []):
+                    found[p.get("name")] = p["containerPort"]
+                    found[p["containerPort"]] = p["containerPort"]
+        return found
+
+    problems = []
+    services = {o["metadata"]["name"]: o for o in by_kind.get("Service", [])}
+    for sname, svc in services.items():
+        ports = ports_of(svc["spec"].get("selector", {}))
+        if not ports:
+            problems.append(f"Service {sname} selects no pod")
+        for p in svc["spec"]["ports"]:
+            if p.get("targetPort", p["port"]) not in ports:
+                problems.append(f"Service {sname}: targetPort {p.get('targetPort')} is no container port")
+    for ing in by_kind.get("Ingress", []):
+        for rule in ing["spec"].get("rules", []):
+            for path in rule.get("http", {}).get("paths", []):
+                backend = path["backend"]["service"]
+                svc = services.get(backend["name"])
+                want = backend["port"].get("name", backend["port"].get("number"))
+                if svc is None or not any(want in (p.get("name"), p["port"]) for p in svc["spec"]["ports"]):
+                    problems.append(f"Ingress {ing['metadata']['name']}: backend {backend} does not exist")
+    for pol in by_kind.get("NetworkPolicy", []):
+        selector = pol["spec"]["podSelector"].get("matchLabels", {})
+        ports = ports_of(selector)
+        if not ports:
+            problems.append(f"NetworkPolicy {pol['metadata']['name']} selects no pod")
+        for rule in pol["spec"].get("ingress", []):
+            for p in rule.get("ports", []):
+                if p["port"] not in ports:
+                    problems.append(f"NetworkPolicy {pol['metadata']['name']}: port {p['port']} is no container port")
+
+    # Restricted Pod Security Standard (the namespace enforces it) and resource limits.
+    for wname, _, c, spec in pods:
+        sc, psc = c.get("securityContext", {}), spec.get("securityContext", {})
+        if not (sc.get("runAsNonRoot") or psc.get("runAsNonRoot")):
+            problems.append(f"{wname}/{c['name']}: runAsNonRoot")
+        if sc.get("allowPrivilegeEscalation") is not False or sc.get("capabilities", {}).get("drop") != ["ALL"]:
+            problems.append(f"{wname}/{c['name']}: allowPrivilegeEscalation false and drop ALL")
+        if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+            problems.append(f"{wname}: seccompProfile RuntimeDefault")
+        if not c.get("resources", {}).get("limits", {}).get("memory"):
+            problems.append(f"{wname}/{c['name']}: a memory limit")
+        mounts = {m["name"] for m in c.get("volumeMounts", [])}
+        volumes = {v["name"] for v in spec.get("volumes", [])}
+        if not mounts <= volumes:
+            problems.append(f"{wname}/{c['name']}: mounts without a volume: {mounts - volumes}")
+
+    # The metrics port stays private: no Service or Ingress reaches it, and a NetworkPolicy
+    # admits it only from selected peers.
+    sshbio = [(labels, c, spec) for w, labels, c, spec in pods if w == "sshbio"]
+    if len(sshbio) != 1:
+        problems.append("exactly one sshbio container")
+        return objs, problems
+    labels, c, spec = sshbio[0]
+    cports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    metrics = cports.get("metrics")
+    for sname, svc in services.items():
+        if labels_match(svc["spec"].get("selector", {}), labels):
+            for p in svc["spec"]["ports"]:
+                if p.get("targetPort") in ("metrics", metrics):
+                    problems.append(f"Service {sname} exposes the metrics port")
+    for pol in by_kind.get("NetworkPolicy", []):
+        if labels_match(pol["spec"]["podSelector"].get("matchLabels", {}), labels):
+            for rule in pol["spec"].get("ingress", []):
+                if any(p["port"] in ("metrics", metrics) for p in rule.get("ports", [])) and not rule.get("from"):
+                    problems.append(f"NetworkPolicy {pol['metadata']['name']} opens the metrics port to everyone")
+                if not rule.get("ports"):
+                    problems.append(f"NetworkPolicy {pol['metadata']['name']} opens every port")
+    if not any(labels_match(p["spec"]["podSelector"].get("matchLabels", {}), labels) for p in by_kind.get("NetworkPolicy", [])):
+        problems.append("no NetworkPolicy covers the sshbio pods")
+
+    # sshbio's settings point at what exists.
+    env = {e["name"]: e.get("value", "") for e in c.get("env", [])}
+    mount_dirs = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    if "SSHBIO_REDIS" in env:
+        m = re.fullmatch(r"redis://([a-z0-9-]+):(\d+)/?", env["SSHBIO_REDIS"])
+        svc = services.get(m.group(1)) if m else None
+        if svc is None or not any(p["port"] == int(m.group(2)) for p in svc["spec"]["ports"]):
+            problems.append(f"SSHBIO_REDIS {env['SSHBIO_REDIS']} names no Service port here")
+    if "SSHBIO_HTTP_LISTEN" in env and port_of(env["SSHBIO_HTTP_LISTEN"]) != cports.get("http"):
+        problems.append(f"SSHBIO_HTTP_LISTEN {env['SSHBIO_HTTP_LISTEN']} is not containerPort http")
+    if "SSHBIO_PRESENTER_KEYS" in env:
+        vol = vols.get(mount_dirs.get(os.path.dirname(env["SSHBIO_PRESENTER_KEYS"]), ""), {})
+        if "secret" not in vol:
+            problems.append("SSHBIO_PRESENTER_KEYS is not in a Secret mount")
+    if BIN is not None:
+        run_env = {k: v for k, v in os.environ.items() if not k.startswith("SSHBIO_")}
+        run_env.update({k: v for k, v in env.items() if k not in EXTRA_ENV})
+        r = subprocess.run([BIN, "serve", "--content", "/nonexistent/sshbio-check/content.toml"],
+                           capture_output=True, text=True, env=run_env, timeout=30)
+        if not (r.returncode == 1 and "/nonexistent/sshbio-check" in r.stderr):
+            problems.append(f"sshbio refuses the env {sorted(env)}: {r.stderr.strip()}")
+    return objs, problems
+
+
+variants = [("base", [])] + [(f"base + {c}", [c]) for c in components] + [("base + all components", components)]
+if render_cmd is not None:
+    with tempfile.TemporaryDirectory(prefix="sshbio-k8s-") as tmp:
+        rendered = {}
+        for name, used in variants:
+            r = subprocess.run(render_cmd + [render(used, tmp)], capture_output=True, text=True, timeout=120)
+            if check(r.returncode == 0, f"{name}: renders with {' '.join(render_cmd)}" + ("" if r.returncode == 0 else f": {r.stderr.strip()}")):
+                rendered[name] = r.stdout
+        r = subprocess.run(render_cmd + [K8S], capture_output=True, text=True, timeout=120)
+        if check(r.returncode == 0, f"the default overlay ({K8S}) renders" + ("" if r.returncode == 0 else f": {r.stderr.strip()}")):
+            rendered["default overlay"] = r.stdout
+        for name, text in rendered.items():
+            objs, problems = check_variant(name, text)
+            kinds = sorted({o["kind"] for o in objs})
+            check(not problems, f"{name}: {len(objs)} objects ({', '.join(kinds)}) agree with each other"
+                  + ("" if not problems else ":\n      " + "\n      ".join(problems)))
+            if validate_cmd is not None:
+                path = os.path.join(tmp, re.sub(r"\W+", "-", name) + ".yaml")
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(text)
+                for version in K8S_VERSIONS:
+                    r = subprocess.run([validate_cmd, "--strict", "--quiet", "-k", version, path],
+                                       capture_output=True, text=True, timeout=120)
+                    check(r.returncode == 0, f"{name}: kubernetes-validate --strict -k {version}"
+                          + ("" if r.returncode == 0 else f":\n{r.stdout}{r.stderr}"))
+        default = rendered.get("default overlay", "")
+        dep = next((o for o in yaml.safe_load_all(default) if o and o["kind"] == "Deployment"
+                    and o["metadata"]["name"] == "sshbio"), None)
+        denv = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0].get("env", [])} if dep else set()
+        check(dep is not None and dep["spec"].get("replicas", 1) >= 2 and "SSHBIO_REDIS" in denv,
+              "the default overlay runs 2+ replicas as one room (SSHBIO_REDIS)")
+        check("SSHBIO_HTTP_LISTEN" in denv and "kind: Ingress" in default, "the default overlay serves the web page (SSHBIO_HTTP_LISTEN, an Ingress)")
+
 sys.exit(1 if failures else 0)
 PY
     rc=$?
     [ "$rc" -eq 0 ] || failures=$((failures + 1))
-fi
-
-if command -v kubectl >/dev/null; then
-    if out=$(kubectl kustomize deploy/kubernetes 2>&1); then
-        kinds=$(printf '%s\n' "$out" | grep -c '^kind:')
-        ok "kubectl kustomize deploy/kubernetes renders ($kinds objects)"
-    else
-        fail "kubectl kustomize deploy/kubernetes:"
-        printf '%s\n' "$out"
-    fi
-else
-    skip "kubectl not installed: kustomization not rendered"
 fi
 
 echo "== smoke run of the container's entrypoint"
