@@ -21,6 +21,9 @@
 #     Pod Security Standard; the default overlay keeps the room together (Redis) and serves the
 #     page. Missing kustomize or kubernetes-validate is a failure, not a skip;
 #   - fly.toml parses and its ports agree with the image's;
+#   - the Prometheus alerts pass `promtool check rules` and their unit tests (`promtool test
+#     rules deploy/prometheus/alerts-test.yaml`), and every Grafana dashboard query is valid
+#     PromQL (Debian package: prometheus, for promtool);
 #   - the Dockerfile's COPY sources exist and get past Dockerfile.dockerignore, and its stub build
 #     covers every target cargo knows of (src/lib.rs, src/main.rs, benches/load.rs, ...).
 # With the sshbio binary as $1, also:
@@ -747,6 +750,71 @@ sys.exit(1 if failures else 0)
 PY
     rc=$?
     [ "$rc" -eq 0 ] || failures=$((failures + 1))
+fi
+
+echo "== Prometheus alerts and the Grafana dashboard"
+# tests/dashboards.rs checks their metric and label names against a real server's /metrics;
+# here promtool checks the PromQL itself and the alerts' behaviour on made-up series.
+if command -v promtool >/dev/null; then
+    if out=$(promtool check rules deploy/prometheus/alerts.yaml 2>&1); then
+        ok "promtool check rules deploy/prometheus/alerts.yaml"
+    else
+        fail "promtool check rules deploy/prometheus/alerts.yaml:"
+        printf '%s\n' "$out"
+    fi
+    if out=$(cd deploy/prometheus && promtool test rules alerts-test.yaml 2>&1); then
+        ok "promtool test rules: each alert fires when it should and not otherwise"
+    else
+        fail "promtool test rules deploy/prometheus/alerts-test.yaml:"
+        printf '%s\n' "$out"
+    fi
+else
+    fail "promtool not installed (Debian package: prometheus; .ci/run installs it)"
+fi
+# The dashboard: valid JSON, panels on Grafana's 24-column grid with unique ids, and every query
+# valid PromQL (promtool parses them as recording rules, with Grafana's variables filled in).
+if out=$(python3 - "$scratch/dashboard-rules.yaml" <<'PY'
+import json
+import sys
+
+d = json.load(open("deploy/grafana/sshbio.json", encoding="utf-8"))
+problems, exprs, ids = [], [], set()
+for p in d["panels"]:
+    if p["id"] in ids:
+        problems.append(f"panel id {p['id']} used twice")
+    ids.add(p["id"])
+    g = p["gridPos"]
+    if g["x"] < 0 or g["x"] + g["w"] > 24:
+        problems.append(f"panel {p['title']!r} is off the 24-column grid")
+    if p["type"] != "row":
+        if not p.get("targets"):
+            problems.append(f"panel {p['title']!r} has no query")
+        exprs += [t["expr"] for t in p.get("targets", [])]
+if "datasource" not in [v["name"] for v in d["templating"]["list"]]:
+    problems.append("no datasource variable: the dashboard would be tied to one data source")
+with open(sys.argv[1], "w", encoding="utf-8") as f:
+    f.write("groups:\n  - name: dashboard\n    rules:\n")
+    for i, e in enumerate(exprs):
+        e = e.replace("$__rate_interval", "5m").replace("$job", ".*")
+        f.write(f"      - record: dashboard:query{i}\n        expr: {json.dumps(e)}\n")
+print(f"{len(d['panels'])} panels, {len(exprs)} queries")
+if problems:
+    print("\n".join(problems))
+    sys.exit(1)
+PY
+); then
+    ok "deploy/grafana/sshbio.json: $out"
+    if command -v promtool >/dev/null; then
+        if perr=$(promtool check rules "$scratch/dashboard-rules.yaml" 2>&1); then
+            ok "every dashboard query is valid PromQL (promtool)"
+        else
+            fail "dashboard queries that promtool rejects:"
+            printf '%s\n' "$perr"
+        fi
+    fi
+else
+    fail "deploy/grafana/sshbio.json:"
+    printf '%s\n' "$out"
 fi
 
 echo "== smoke run of the container's entrypoint"
