@@ -63,14 +63,9 @@ async fn bridge(
     tracing::info!(replica, "sharing the room through redis");
     metrics.redis_connected(true);
     let mut local_presenter = room.local_presenter();
-    // A presenter already on stage (e.g. across a Redis restart) is announced now, not at
-    // their next move: followers on other replicas lost them when the bridge went down.
-    if local_presenter.borrow().is_some() {
-        local_presenter.mark_changed();
-    }
     let mut tick = tokio::time::interval(AUDIENCE_TICK);
     loop {
-        let outgoing = tokio::select! {
+        let (outgoing, repeat) = tokio::select! {
             message = messages.next() => {
                 let Some(message) = message else { return Ok(()) };
                 if let Ok(text) = message.get_payload::<String>() {
@@ -80,20 +75,28 @@ async fn bridge(
             }
             _ = tick.tick() => {
                 let Audience { connected, following } = room.local_counts();
-                Message::Audience { replica, connected, following }
+                // A presenter on stage is repeated every tick, not only sent when they move:
+                // pub/sub keeps nothing, so a replica that (re)subscribes later, e.g. after a
+                // Redis restart, would otherwise not know about them until their next move.
+                let on_stage = (*local_presenter.borrow())
+                    .map(|PresenterPosition { page, scroll }| Message::Presenter { replica, page, scroll });
+                (Message::Audience { replica, connected, following }, on_stage)
             }
             changed = local_presenter.changed() => {
                 if changed.is_err() {
                     return Ok(());
                 }
-                match *local_presenter.borrow_and_update() {
+                let moved = match *local_presenter.borrow_and_update() {
                     Some(PresenterPosition { page, scroll }) => Message::Presenter { replica, page, scroll },
                     None => Message::PresenterLeft { replica },
-                }
+                };
+                (moved, None)
             }
         };
-        if let Ok(text) = serde_json::to_string(&outgoing) {
-            let _: usize = publisher.publish(CHANNEL, text).await?;
+        for message in std::iter::once(outgoing).chain(repeat) {
+            if let Ok(text) = serde_json::to_string(&message) {
+                let _: usize = publisher.publish(CHANNEL, text).await?;
+            }
         }
     }
 }
