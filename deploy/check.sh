@@ -102,9 +102,12 @@ if command -v systemd-analyze >/dev/null; then
     exe="${bin:-/bin/true}"
     mkdir -p "$scratch/unit"
     sed "s#/usr/local/bin/sshbio#$exe#g" deploy/sshbio.service >"$scratch/unit/sshbio.service"
+    # The web page's drop-in, where the README installs it (verify reads drop-ins beside the unit).
+    mkdir -p "$scratch/unit/sshbio.service.d"
+    cp deploy/sshbio-web.conf "$scratch/unit/sshbio.service.d/web.conf"
     # It prints problems (unknown keys, bad values) as warnings and may still exit 0.
     if out=$(cd "$scratch/unit" && systemd-analyze verify ./sshbio.service 2>&1) && [ -z "$out" ]; then
-        ok "systemd-analyze verify sshbio.service (ExecStart pointed at $exe)"
+        ok "systemd-analyze verify sshbio.service + sshbio-web.conf drop-in (ExecStart pointed at $exe)"
     else
         fail "systemd-analyze verify sshbio.service:"
         printf '%s\n' "$out"
@@ -557,7 +560,9 @@ else:
     # good ones get as far as loading the content (exit 1), before anything listens.
     image_env = {k: v for k, v in docker_env.items() if k.startswith("SSHBIO_")}
     for where, env in (("Dockerfile ENV", image_env), ("fly.toml [env] + image", fly_env),
-                       ("Kubernetes env + image", {**image_env, **k8s_env})):
+                       ("Kubernetes env + image", {**image_env, **k8s_env}),
+                       ("sshbio-web.conf drop-in", dict(l.split("=", 2)[1:] for l in read("deploy/sshbio-web.conf").splitlines()
+                                                        if l.startswith("Environment=")))):
         env = {k: v for k, v in env.items() if k.startswith("SSHBIO_") and k not in EXTRA_ENV}
         if not all(k in known_env for k in env):
             env = {k: v for k, v in env.items() if k in known_env}
@@ -750,6 +755,27 @@ sys.exit(1 if failures else 0)
 PY
     rc=$?
     [ "$rc" -eq 0 ] || failures=$((failures + 1))
+fi
+
+echo "== Caddy in front of the page (systemd recipe)"
+if command -v caddy >/dev/null; then
+    mkdir -p "$scratch/caddy"
+    if out=$(HOME="$scratch/caddy" XDG_DATA_HOME="$scratch/caddy" XDG_CONFIG_HOME="$scratch/caddy" \
+        caddy validate --adapter caddyfile --config deploy/Caddyfile 2>&1); then
+        ok "caddy validate deploy/Caddyfile"
+    else
+        fail "caddy validate deploy/Caddyfile:"
+        printf '%s\n' "$out"
+    fi
+else
+    skip "caddy not installed (Debian package: caddy): deploy/Caddyfile not validated"
+fi
+# The page's loopback port is the one Caddy proxies to.
+web_listen=$(sed -n 's/^Environment=SSHBIO_HTTP_LISTEN=//p' deploy/sshbio-web.conf)
+if [ -n "$web_listen" ] && grep -Eq "reverse_proxy +$web_listen\$" deploy/Caddyfile; then
+    ok "Caddyfile proxies to the drop-in's SSHBIO_HTTP_LISTEN ($web_listen)"
+else
+    fail "Caddyfile's reverse_proxy is not the drop-in's SSHBIO_HTTP_LISTEN (${web_listen:-unset})"
 fi
 
 echo "== Prometheus alerts and the Grafana dashboard"
