@@ -751,6 +751,89 @@ if render_cmd is not None:
               "the default overlay runs 2+ replicas as one room (SSHBIO_REDIS)")
         check("SSHBIO_HTTP_LISTEN" in denv and "kind: Ingress" in default, "the default overlay serves the web page (SSHBIO_HTTP_LISTEN, an Ingress)")
 
+        # ------------------------------------------------------------ the Helm chart
+        # Rendered with Helm's own engine (helm-python-sdk: Helm's Go SDK behind a C ABI, no
+        # helm binary), linted, validated like the Kustomize variants, and required to produce
+        # the same objects as Kustomize for each variant, apart from what Helm adds by design
+        # (its instance/managed-by/chart labels) and the Namespace (helm install
+        # --create-namespace, or the namespace you have).
+        CHART = "deploy/helm/sshbio"
+        HELM_LABELS = {"app.kubernetes.io/instance", "app.kubernetes.io/managed-by", "helm.sh/chart"}
+        try:
+            from helm_python import chart as helm_chart
+        except ImportError:
+            helm_chart = None
+            fail("helm-python-sdk is not installed (pip install helm-python-sdk; .ci/run does): the Helm chart is not checked")
+        if helm_chart is not None:
+            report = helm_chart.lint(CHART, strict=True)
+            bad = [m for m in report.get("messages", []) if m.get("severity", 0) >= 2] + report.get("errors", [])
+            check(not bad, "helm lint --strict deploy/helm/sshbio" + ("" if not bad else f": {bad}"))
+            on = {"redis": {"redis": {"enabled": True}}, "web": {"web": {"enabled": True}},
+                  "presenter": {"presenter": {"enabled": True}}, "proxy-protocol": {"proxyProtocol": {"enabled": True}}}
+            off = {"redis": {"enabled": False}, "web": {"enabled": False}}
+
+            def helm_values(used):
+                values = {k: dict(v) for k, v in off.items()}
+                for c in used:
+                    for k, v in on[c].items():
+                        values.setdefault(k, {}).update(v)
+                return values
+
+            helm_variants = {"default overlay": None, "base": helm_values([])}
+            helm_variants.update({f"base + {c}": helm_values([c]) for c in components})
+            helm_variants["base + all components"] = helm_values(components)
+
+            def normalize(node):
+                if isinstance(node, dict):
+                    return {k: normalize(v) for k, v in node.items() if k not in HELM_LABELS and k != "namespace"}
+                if isinstance(node, list):
+                    items = [normalize(v) for v in node]
+                    if items and all(isinstance(v, dict) and "name" in v for v in items):
+                        items.sort(key=lambda v: str(v["name"]))
+                    return items
+                return node
+
+            def diff(a, b, path=""):
+                if isinstance(a, dict) and isinstance(b, dict):
+                    out = []
+                    for k in sorted(set(a) | set(b)):
+                        out += diff(a.get(k), b.get(k), f"{path}.{k}")
+                    return out
+                if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+                    return [d for i, (x, y) in enumerate(zip(a, b)) for d in diff(x, y, f"{path}[{i}]")]
+                return [] if a == b else [f"{path}: kustomize {a!r}, helm {b!r}"]
+
+            chart_obj = helm_chart.Chart.load(CHART)
+            for name, values in helm_variants.items():
+                try:
+                    manifests = chart_obj.render(values, name="sshbio", namespace="sshbio")
+                except Exception as e:  # the SDK's HelmRenderError and friends
+                    fail(f"helm: {name}: does not render: {e}")
+                    continue
+                text = "\n---\n".join(v for k, v in sorted(manifests.items()) if k.endswith(".yaml"))
+                objs, problems = check_variant(f"helm {name}", text)
+                check(not problems, f"helm, {name}: {len(objs)} objects agree with each other"
+                      + ("" if not problems else ":\n      " + "\n      ".join(problems)))
+                if validate_cmd is not None:
+                    path = os.path.join(tmp, "helm-" + re.sub(r"\W+", "-", name) + ".yaml")
+                    with open(path, "w", encoding="utf-8") as f:
+                        f.write(text)
+                    r = subprocess.run([validate_cmd, "--strict", "--quiet", "-k", K8S_VERSIONS[-1], path],
+                                       capture_output=True, text=True, timeout=120)
+                    check(r.returncode == 0, f"helm, {name}: kubernetes-validate --strict -k {K8S_VERSIONS[-1]}"
+                          + ("" if r.returncode == 0 else f":\n{r.stdout}{r.stderr}"))
+                if name not in rendered:
+                    continue
+                kust = {(o["kind"], o["metadata"]["name"]): normalize(o) for o in yaml.safe_load_all(rendered[name])
+                        if o and o["kind"] != "Namespace"}
+                helm = {(o["kind"], o["metadata"]["name"]): normalize(o) for o in objs}
+                differences = [f"only in kustomize: {k}" for k in sorted(set(kust) - set(helm))]
+                differences += [f"only in helm: {k}" for k in sorted(set(helm) - set(kust))]
+                for key in sorted(set(kust) & set(helm)):
+                    differences += [f"{key[0]}/{key[1]}{d}" for d in diff(kust[key], helm[key])]
+                check(not differences, f"helm, {name}: the same {len(helm)} objects as kustomize"
+                      + ("" if not differences else ":\n      " + "\n      ".join(differences)))
+
 sys.exit(1 if failures else 0)
 PY
     rc=$?
