@@ -455,6 +455,11 @@ kill_timeout = fly.get("kill_timeout", 5)
 kill_timeout = int(str(kill_timeout).rstrip("s"))
 check(kill_timeout > DRAIN_DEFAULT + 1, f"fly kill_timeout {kill_timeout} s outlasts the drain")
 fly_env = {**docker_env, **fly.get("env", {})}
+if "http_service" in fly:
+    web = fly_env.get("SSHBIO_HTTP_LISTEN", "")
+    check(web.startswith("0.0.0.0:") and port_of(web) == fly["http_service"].get("internal_port"),
+          f"fly [http_service] internal_port is the page's SSHBIO_HTTP_LISTEN ({web or 'unset'})")
+    check(fly["http_service"].get("force_https") is True, "fly [http_service] forces HTTPS")
 for name, chk in fly.get("checks", {}).items():
     check(chk.get("port") == metrics_port and chk.get("path") in ("/healthz", "/readyz"), f"fly check {name} hits the metrics port")
 if "metrics" in fly:
