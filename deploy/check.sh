@@ -228,6 +228,9 @@ for line in join_continuations(dockerfile).splitlines():
 stages = [rest for word, rest in instructions if word == "FROM"]
 check(len(stages) >= 2, f"Dockerfile is multi-stage ({len(stages)} FROM lines)")
 check(stages and not stages[-1].startswith("rust"), f"final image is not the Rust toolchain ({stages[-1] if stages else '?'})")
+build_env = dict(kv.split("=", 1) for word, rest in instructions if word == "ENV" for kv in shlex.split(rest) if "=" in kv)
+check(build_env.get("CARGO_PROFILE_RELEASE_STRIP") == "symbols" and build_env.get("CARGO_PROFILE_RELEASE_DEBUG") == "false",
+      "Dockerfile builds a stripped binary (CARGO_PROFILE_RELEASE_STRIP=symbols, DEBUG=false)")
 
 copy_sources, copy_targets = [], []
 for word, rest in instructions:
