@@ -12,7 +12,6 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::num::NonZeroU16;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -325,16 +324,7 @@ async fn open_tui(conn: &Conn) -> Screen {
     let channel = conn.handle.channel_open_session().await.unwrap();
     channel.request_pty(true, "xterm-256color", 80, 24, 0, 0, &[]).await.unwrap();
     channel.request_shell(true).await.unwrap();
-    let vt = vt100::Parser::new(NonZeroU16::new(24).unwrap(), NonZeroU16::new(80).unwrap(), 0);
-    let mut screen = Screen {
-        channel,
-        vt,
-        raw: Vec::new(),
-        stderr: Vec::new(),
-        exit_status: None,
-        closed: false,
-        eof: false,
-    };
+    let mut screen = Screen::new(channel, 80, 24);
     screen.wait_for_text(NAME).await;
     screen
 }
