@@ -408,6 +408,7 @@ async fn haproxy_with_proxy_protocol_in_front_of_two_replicas_sharing_a_room() {
         homes.push(home_of_last(&replicas, &mut started).await);
         conns.push((n, conn));
     }
+    let mut plain_homes = Vec::new();
     for n in 7..=8 {
         let conn = visitor(lb.addr, source(n)).await;
         let text = plain_shell(&conn).await;
@@ -416,7 +417,7 @@ async fn haproxy_with_proxy_protocol_in_front_of_two_replicas_sharing_a_room() {
         for word in SECTION_WORDS {
             assert!(text.contains(word), "plain text from client {n} lacks {word}:\n{text}");
         }
-        home_of_last(&replicas, &mut started).await;
+        plain_homes.push((n, home_of_last(&replicas, &mut started).await));
         common::disconnect(conn).await;
     }
     let other = 1 - stage_home;
@@ -563,6 +564,7 @@ async fn haproxy_with_proxy_protocol_in_front_of_two_replicas_sharing_a_room() {
     let expect_on = |replica: usize| -> Vec<u8> {
         let mut clients: Vec<u8> =
             homes.iter().zip(2..).filter(|(h, _)| **h == replica).map(|(_, n)| n).collect();
+        clients.extend(plain_homes.iter().filter(|(_, h)| *h == replica).map(|(n, _)| *n));
         if replica == stage_home {
             clients.push(1);
             clients.extend(9..=11);
