@@ -9,10 +9,21 @@
 #     passes hadolint (where it is installed);
 #   - systemd-analyze verify accepts sshbio.service, and `systemd-analyze security` rates it
 #     at most 2.5 (Debian package: systemd);
-#   - every YAML file under deploy/kubernetes parses (PyYAML; installed with pip if missing), and
-#     ports, probe paths, mounts, the Secret's mode and the security settings agree with each
-#     other and with the container's flags; `kubectl kustomize` renders it, where kubectl exists;
+#   - every YAML file under deploy/kubernetes/base parses (PyYAML; installed with pip if missing),
+#     and ports, probe paths, mounts, the Secret's mode and the security settings agree with each
+#     other and with the container's flags;
+#   - every Kubernetes variant (the base, the default overlay, the base with each component, all
+#     components) renders with kustomize (`kubectl kustomize`, or `kustomize build`), passes
+#     kubernetes-validate --strict (PyPI; offline API schemas) for the oldest and newest
+#     Kubernetes versions we name, and its objects agree with each other: Services, Ingresses and
+#     NetworkPolicies select pods and name ports that exist, sshbio's settings point at what is
+#     there, the metrics port is reachable from no Service or Ingress, pods meet the restricted
+#     Pod Security Standard; the default overlay keeps the room together (Redis) and serves the
+#     page. Missing kustomize or kubernetes-validate is a failure, not a skip;
 #   - fly.toml parses and its ports agree with the image's;
+#   - the Prometheus alerts pass `promtool check rules` and their unit tests (`promtool test
+#     rules deploy/prometheus/alerts-test.yaml`), and every Grafana dashboard query is valid
+#     PromQL (Debian package: prometheus, for promtool);
 #   - the Dockerfile's COPY sources exist and get past Dockerfile.dockerignore, and its stub build
 #     covers every target cargo knows of (src/lib.rs, src/main.rs, benches/load.rs, ...).
 # With the sshbio binary as $1, also:
@@ -91,9 +102,12 @@ if command -v systemd-analyze >/dev/null; then
     exe="${bin:-/bin/true}"
     mkdir -p "$scratch/unit"
     sed "s#/usr/local/bin/sshbio#$exe#g" deploy/sshbio.service >"$scratch/unit/sshbio.service"
+    # The web page's drop-in, where the README installs it (verify reads drop-ins beside the unit).
+    mkdir -p "$scratch/unit/sshbio.service.d"
+    cp deploy/sshbio-web.conf "$scratch/unit/sshbio.service.d/web.conf"
     # It prints problems (unknown keys, bad values) as warnings and may still exit 0.
     if out=$(cd "$scratch/unit" && systemd-analyze verify ./sshbio.service 2>&1) && [ -z "$out" ]; then
-        ok "systemd-analyze verify sshbio.service (ExecStart pointed at $exe)"
+        ok "systemd-analyze verify sshbio.service + sshbio-web.conf drop-in (ExecStart pointed at $exe)"
     else
         fail "systemd-analyze verify sshbio.service:"
         printf '%s\n' "$out"
@@ -214,6 +228,9 @@ for line in join_continuations(dockerfile).splitlines():
 stages = [rest for word, rest in instructions if word == "FROM"]
 check(len(stages) >= 2, f"Dockerfile is multi-stage ({len(stages)} FROM lines)")
 check(stages and not stages[-1].startswith("rust"), f"final image is not the Rust toolchain ({stages[-1] if stages else '?'})")
+build_env = dict(kv.split("=", 1) for word, rest in instructions if word == "ENV" for kv in shlex.split(rest) if "=" in kv)
+check(build_env.get("CARGO_PROFILE_RELEASE_STRIP") == "symbols" and build_env.get("CARGO_PROFILE_RELEASE_DEBUG") == "false",
+      "Dockerfile builds a stripped binary (CARGO_PROFILE_RELEASE_STRIP=symbols, DEBUG=false)")
 
 copy_sources, copy_targets = [], []
 for word, rest in instructions:
@@ -316,7 +333,7 @@ stop = int(re.sub(r"s$", "", unit.get("TimeoutStopSec", ["0"])[0]))
 check(stop > drain + 1, f"TimeoutStopSec={stop}s outlasts the drain ({drain} s + 1 s)")
 
 # ---------------------------------------------------------------- Kubernetes
-k8s_dir = "deploy/kubernetes"
+k8s_dir = "deploy/kubernetes/base"
 objects = {}
 yaml_files = sorted(f for f in os.listdir(k8s_dir) if f.endswith((".yaml", ".yml")))
 for name in yaml_files:
@@ -441,6 +458,11 @@ kill_timeout = fly.get("kill_timeout", 5)
 kill_timeout = int(str(kill_timeout).rstrip("s"))
 check(kill_timeout > DRAIN_DEFAULT + 1, f"fly kill_timeout {kill_timeout} s outlasts the drain")
 fly_env = {**docker_env, **fly.get("env", {})}
+if "http_service" in fly:
+    web = fly_env.get("SSHBIO_HTTP_LISTEN", "")
+    check(web.startswith("0.0.0.0:") and port_of(web) == fly["http_service"].get("internal_port"),
+          f"fly [http_service] internal_port is the page's SSHBIO_HTTP_LISTEN ({web or 'unset'})")
+    check(fly["http_service"].get("force_https") is True, "fly [http_service] forces HTTPS")
 for name, chk in fly.get("checks", {}).items():
     check(chk.get("port") == metrics_port and chk.get("path") in ("/healthz", "/readyz"), f"fly check {name} hits the metrics port")
 if "metrics" in fly:
@@ -546,7 +568,9 @@ else:
     # good ones get as far as loading the content (exit 1), before anything listens.
     image_env = {k: v for k, v in docker_env.items() if k.startswith("SSHBIO_")}
     for where, env in (("Dockerfile ENV", image_env), ("fly.toml [env] + image", fly_env),
-                       ("Kubernetes env + image", {**image_env, **k8s_env})):
+                       ("Kubernetes env + image", {**image_env, **k8s_env}),
+                       ("sshbio-web.conf drop-in", dict(l.split("=", 2)[1:] for l in read("deploy/sshbio-web.conf").splitlines()
+                                                        if l.startswith("Environment=")))):
         env = {k: v for k, v in env.items() if k.startswith("SSHBIO_") and k not in EXTRA_ENV}
         if not all(k in known_env for k in env):
             env = {k: v for k, v in env.items() if k in known_env}
@@ -555,22 +579,359 @@ else:
               f"{where}: {' '.join(f'{k}={v}' for k, v in sorted(env.items()))} accepted"
               + ("" if r.returncode == 1 else f" (exit {r.returncode}: {r.stderr.strip()})"))
 
+
+# ---------------------------------------------------------------- Kubernetes, rendered
+import shutil
+import tempfile
+
+K8S = "deploy/kubernetes"
+# kubernetes-validate's schemas: the oldest Kubernetes still commonly run, and the newest.
+K8S_VERSIONS = ["1.30.0", "1.37.0"]
+components = sorted(d for d in os.listdir(f"{K8S}/components") if os.path.isfile(f"{K8S}/components/{d}/kustomization.yaml"))
+check(set(components) >= {"redis", "web", "presenter", "proxy-protocol"}, f"components: {', '.join(components)}")
+render_cmd = (["kubectl", "kustomize"] if shutil.which("kubectl") else
+              ["kustomize", "build"] if shutil.which("kustomize") else None)
+validate_cmd = shutil.which("kubernetes-validate")
+if render_cmd is None:
+    fail("neither kubectl nor kustomize is installed: the Kubernetes variants cannot be rendered")
+if validate_cmd is None:
+    fail("kubernetes-validate is not installed (pip install kubernetes-validate; .ci/run does)")
+
+
+def render(components_used, tmp):
+    """The objects of the base plus these components, as an operator's overlay would compose them."""
+    d = tempfile.mkdtemp(dir=tmp)
+    rel = os.path.relpath(os.path.abspath(K8S), d)
+    with open(os.path.join(d, "kustomization.yaml"), "w", encoding="utf-8") as f:
+        f.write("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: sshbio\n")
+        f.write(f"resources:\n  - {rel}/base\n")
+        if components_used:
+            f.write("components:\n" + "".join(f"  - {rel}/components/{c}\n" for c in components_used))
+    return d
+
+
+def labels_match(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def check_variant(name, text):
+    objs = [o for o in yaml.safe_load_all(text) if o]
+    by_kind = {}
+    for o in objs:
+        by_kind.setdefault(o["kind"], []).append(o)
+    pods = []  # (workload name, pod labels, container, pod spec)
+    for o in by_kind.get("Deployment", []):
+        tpl = o["spec"]["template"]
+        for c in tpl["spec"]["containers"]:
+            pods.append((o["metadata"]["name"], tpl["metadata"].get("labels", {}), c, tpl["spec"]))
+
+    def ports_of(selector):
+        found = {}
+        for _, labels, c, _ in pods:
+            if labels_match(selector, labels):
+                for p in c.get("ports", []):
+                    found[p.get("name")] = p["containerPort"]
+                    found[p["containerPort"]] = p["containerPort"]
+        return found
+
+    problems = []
+    services = {o["metadata"]["name"]: o for o in by_kind.get("Service", [])}
+    for sname, svc in services.items():
+        ports = ports_of(svc["spec"].get("selector", {}))
+        if not ports:
+            problems.append(f"Service {sname} selects no pod")
+        for p in svc["spec"]["ports"]:
+            if p.get("targetPort", p["port"]) not in ports:
+                problems.append(f"Service {sname}: targetPort {p.get('targetPort')} is no container port")
+    for ing in by_kind.get("Ingress", []):
+        for rule in ing["spec"].get("rules", []):
+            for path in rule.get("http", {}).get("paths", []):
+                backend = path["backend"]["service"]
+                svc = services.get(backend["name"])
+                want = backend["port"].get("name", backend["port"].get("number"))
+                if svc is None or not any(want in (p.get("name"), p["port"]) for p in svc["spec"]["ports"]):
+                    problems.append(f"Ingress {ing['metadata']['name']}: backend {backend} does not exist")
+    for pol in by_kind.get("NetworkPolicy", []):
+        selector = pol["spec"]["podSelector"].get("matchLabels", {})
+        ports = ports_of(selector)
+        if not ports:
+            problems.append(f"NetworkPolicy {pol['metadata']['name']} selects no pod")
+        for rule in pol["spec"].get("ingress", []):
+            for p in rule.get("ports", []):
+                if p["port"] not in ports:
+                    problems.append(f"NetworkPolicy {pol['metadata']['name']}: port {p['port']} is no container port")
+
+    # Restricted Pod Security Standard (the namespace enforces it) and resource limits.
+    for wname, _, c, spec in pods:
+        sc, psc = c.get("securityContext", {}), spec.get("securityContext", {})
+        if not (sc.get("runAsNonRoot") or psc.get("runAsNonRoot")):
+            problems.append(f"{wname}/{c['name']}: runAsNonRoot")
+        if sc.get("allowPrivilegeEscalation") is not False or sc.get("capabilities", {}).get("drop") != ["ALL"]:
+            problems.append(f"{wname}/{c['name']}: allowPrivilegeEscalation false and drop ALL")
+        if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+            problems.append(f"{wname}: seccompProfile RuntimeDefault")
+        if not c.get("resources", {}).get("limits", {}).get("memory"):
+            problems.append(f"{wname}/{c['name']}: a memory limit")
+        mounts = {m["name"] for m in c.get("volumeMounts", [])}
+        volumes = {v["name"] for v in spec.get("volumes", [])}
+        if not mounts <= volumes:
+            problems.append(f"{wname}/{c['name']}: mounts without a volume: {mounts - volumes}")
+
+    # The metrics port stays private: no Service or Ingress reaches it, and a NetworkPolicy
+    # admits it only from selected peers.
+    sshbio = [(labels, c, spec) for w, labels, c, spec in pods if w == "sshbio"]
+    if len(sshbio) != 1:
+        problems.append("exactly one sshbio container")
+        return objs, problems
+    labels, c, spec = sshbio[0]
+    cports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    metrics = cports.get("metrics")
+    for sname, svc in services.items():
+        if labels_match(svc["spec"].get("selector", {}), labels):
+            for p in svc["spec"]["ports"]:
+                if p.get("targetPort") in ("metrics", metrics):
+                    problems.append(f"Service {sname} exposes the metrics port")
+    for pol in by_kind.get("NetworkPolicy", []):
+        if labels_match(pol["spec"]["podSelector"].get("matchLabels", {}), labels):
+            for rule in pol["spec"].get("ingress", []):
+                if any(p["port"] in ("metrics", metrics) for p in rule.get("ports", [])) and not rule.get("from"):
+                    problems.append(f"NetworkPolicy {pol['metadata']['name']} opens the metrics port to everyone")
+                if not rule.get("ports"):
+                    problems.append(f"NetworkPolicy {pol['metadata']['name']} opens every port")
+    if not any(labels_match(p["spec"]["podSelector"].get("matchLabels", {}), labels) for p in by_kind.get("NetworkPolicy", [])):
+        problems.append("no NetworkPolicy covers the sshbio pods")
+
+    # sshbio's settings point at what exists.
+    env = {e["name"]: e.get("value", "") for e in c.get("env", [])}
+    mount_dirs = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    if "SSHBIO_REDIS" in env:
+        m = re.fullmatch(r"redis://([a-z0-9-]+):(\d+)/?", env["SSHBIO_REDIS"])
+        svc = services.get(m.group(1)) if m else None
+        if svc is None or not any(p["port"] == int(m.group(2)) for p in svc["spec"]["ports"]):
+            problems.append(f"SSHBIO_REDIS {env['SSHBIO_REDIS']} names no Service port here")
+    if "SSHBIO_HTTP_LISTEN" in env and port_of(env["SSHBIO_HTTP_LISTEN"]) != cports.get("http"):
+        problems.append(f"SSHBIO_HTTP_LISTEN {env['SSHBIO_HTTP_LISTEN']} is not containerPort http")
+    if "SSHBIO_PRESENTER_KEYS" in env:
+        vol = vols.get(mount_dirs.get(os.path.dirname(env["SSHBIO_PRESENTER_KEYS"]), ""), {})
+        if "secret" not in vol:
+            problems.append("SSHBIO_PRESENTER_KEYS is not in a Secret mount")
+    if BIN is not None:
+        run_env = {k: v for k, v in os.environ.items() if not k.startswith("SSHBIO_")}
+        run_env.update({k: v for k, v in env.items() if k not in EXTRA_ENV})
+        r = subprocess.run([BIN, "serve", "--content", "/nonexistent/sshbio-check/content.toml"],
+                           capture_output=True, text=True, env=run_env, timeout=30)
+        if not (r.returncode == 1 and "/nonexistent/sshbio-check" in r.stderr):
+            problems.append(f"sshbio refuses the env {sorted(env)}: {r.stderr.strip()}")
+    return objs, problems
+
+
+variants = [("base", [])] + [(f"base + {c}", [c]) for c in components] + [("base + all components", components)]
+if render_cmd is not None:
+    with tempfile.TemporaryDirectory(prefix="sshbio-k8s-") as tmp:
+        rendered = {}
+        for name, used in variants:
+            r = subprocess.run(render_cmd + [render(used, tmp)], capture_output=True, text=True, timeout=120)
+            if check(r.returncode == 0, f"{name}: renders with {' '.join(render_cmd)}" + ("" if r.returncode == 0 else f": {r.stderr.strip()}")):
+                rendered[name] = r.stdout
+        r = subprocess.run(render_cmd + [K8S], capture_output=True, text=True, timeout=120)
+        if check(r.returncode == 0, f"the default overlay ({K8S}) renders" + ("" if r.returncode == 0 else f": {r.stderr.strip()}")):
+            rendered["default overlay"] = r.stdout
+        for name, text in rendered.items():
+            objs, problems = check_variant(name, text)
+            kinds = sorted({o["kind"] for o in objs})
+            check(not problems, f"{name}: {len(objs)} objects ({', '.join(kinds)}) agree with each other"
+                  + ("" if not problems else ":\n      " + "\n      ".join(problems)))
+            if validate_cmd is not None:
+                path = os.path.join(tmp, re.sub(r"\W+", "-", name) + ".yaml")
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(text)
+                for version in K8S_VERSIONS:
+                    r = subprocess.run([validate_cmd, "--strict", "--quiet", "-k", version, path],
+                                       capture_output=True, text=True, timeout=120)
+                    check(r.returncode == 0, f"{name}: kubernetes-validate --strict -k {version}"
+                          + ("" if r.returncode == 0 else f":\n{r.stdout}{r.stderr}"))
+        default = rendered.get("default overlay", "")
+        dep = next((o for o in yaml.safe_load_all(default) if o and o["kind"] == "Deployment"
+                    and o["metadata"]["name"] == "sshbio"), None)
+        denv = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0].get("env", [])} if dep else set()
+        check(dep is not None and dep["spec"].get("replicas", 1) >= 2 and "SSHBIO_REDIS" in denv,
+              "the default overlay runs 2+ replicas as one room (SSHBIO_REDIS)")
+        check("SSHBIO_HTTP_LISTEN" in denv and "kind: Ingress" in default, "the default overlay serves the web page (SSHBIO_HTTP_LISTEN, an Ingress)")
+
+        # ------------------------------------------------------------ the Helm chart
+        # Rendered with Helm's own engine (helm-python-sdk: Helm's Go SDK behind a C ABI, no
+        # helm binary), linted, validated like the Kustomize variants, and required to produce
+        # the same objects as Kustomize for each variant, apart from what Helm adds by design
+        # (its instance/managed-by/chart labels) and the Namespace (helm install
+        # --create-namespace, or the namespace you have).
+        CHART = "deploy/helm/sshbio"
+        HELM_LABELS = {"app.kubernetes.io/instance", "app.kubernetes.io/managed-by", "helm.sh/chart"}
+        try:
+            from helm_python import chart as helm_chart
+        except ImportError:
+            helm_chart = None
+            fail("helm-python-sdk is not installed (pip install helm-python-sdk; .ci/run does): the Helm chart is not checked")
+        if helm_chart is not None:
+            report = helm_chart.lint(CHART, strict=True)
+            bad = [m for m in report.get("messages", []) if m.get("severity", 0) >= 2] + report.get("errors", [])
+            check(not bad, "helm lint --strict deploy/helm/sshbio" + ("" if not bad else f": {bad}"))
+            on = {"redis": {"redis": {"enabled": True}}, "web": {"web": {"enabled": True}},
+                  "presenter": {"presenter": {"enabled": True}}, "proxy-protocol": {"proxyProtocol": {"enabled": True}}}
+            off = {"redis": {"enabled": False}, "web": {"enabled": False}}
+
+            def helm_values(used):
+                values = {k: dict(v) for k, v in off.items()}
+                for c in used:
+                    for k, v in on[c].items():
+                        values.setdefault(k, {}).update(v)
+                return values
+
+            helm_variants = {"default overlay": None, "base": helm_values([])}
+            helm_variants.update({f"base + {c}": helm_values([c]) for c in components})
+            helm_variants["base + all components"] = helm_values(components)
+
+            def normalize(node):
+                if isinstance(node, dict):
+                    return {k: normalize(v) for k, v in node.items() if k not in HELM_LABELS and k != "namespace"}
+                if isinstance(node, list):
+                    items = [normalize(v) for v in node]
+                    if items and all(isinstance(v, dict) and "name" in v for v in items):
+                        items.sort(key=lambda v: str(v["name"]))
+                    return items
+                return node
+
+            def diff(a, b, path=""):
+                if isinstance(a, dict) and isinstance(b, dict):
+                    out = []
+                    for k in sorted(set(a) | set(b)):
+                        out += diff(a.get(k), b.get(k), f"{path}.{k}")
+                    return out
+                if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+                    return [d for i, (x, y) in enumerate(zip(a, b)) for d in diff(x, y, f"{path}[{i}]")]
+                return [] if a == b else [f"{path}: kustomize {a!r}, helm {b!r}"]
+
+            chart_obj = helm_chart.Chart.load(CHART)
+            for name, values in helm_variants.items():
+                try:
+                    manifests = chart_obj.render(values, name="sshbio", namespace="sshbio")
+                except Exception as e:  # the SDK's HelmRenderError and friends
+                    fail(f"helm: {name}: does not render: {e}")
+                    continue
+                text = "\n---\n".join(v for k, v in sorted(manifests.items()) if k.endswith(".yaml"))
+                objs, problems = check_variant(f"helm {name}", text)
+                check(not problems, f"helm, {name}: {len(objs)} objects agree with each other"
+                      + ("" if not problems else ":\n      " + "\n      ".join(problems)))
+                if validate_cmd is not None:
+                    path = os.path.join(tmp, "helm-" + re.sub(r"\W+", "-", name) + ".yaml")
+                    with open(path, "w", encoding="utf-8") as f:
+                        f.write(text)
+                    r = subprocess.run([validate_cmd, "--strict", "--quiet", "-k", K8S_VERSIONS[-1], path],
+                                       capture_output=True, text=True, timeout=120)
+                    check(r.returncode == 0, f"helm, {name}: kubernetes-validate --strict -k {K8S_VERSIONS[-1]}"
+                          + ("" if r.returncode == 0 else f":\n{r.stdout}{r.stderr}"))
+                if name not in rendered:
+                    continue
+                kust = {(o["kind"], o["metadata"]["name"]): normalize(o) for o in yaml.safe_load_all(rendered[name])
+                        if o and o["kind"] != "Namespace"}
+                helm = {(o["kind"], o["metadata"]["name"]): normalize(o) for o in objs}
+                differences = [f"only in kustomize: {k}" for k in sorted(set(kust) - set(helm))]
+                differences += [f"only in helm: {k}" for k in sorted(set(helm) - set(kust))]
+                for key in sorted(set(kust) & set(helm)):
+                    differences += [f"{key[0]}/{key[1]}{d}" for d in diff(kust[key], helm[key])]
+                check(not differences, f"helm, {name}: the same {len(helm)} objects as kustomize"
+                      + ("" if not differences else ":\n      " + "\n      ".join(differences)))
+
 sys.exit(1 if failures else 0)
 PY
     rc=$?
     [ "$rc" -eq 0 ] || failures=$((failures + 1))
 fi
 
-if command -v kubectl >/dev/null; then
-    if out=$(kubectl kustomize deploy/kubernetes 2>&1); then
-        kinds=$(printf '%s\n' "$out" | grep -c '^kind:')
-        ok "kubectl kustomize deploy/kubernetes renders ($kinds objects)"
+echo "== Caddy in front of the page (systemd recipe)"
+if command -v caddy >/dev/null; then
+    mkdir -p "$scratch/caddy"
+    if out=$(HOME="$scratch/caddy" XDG_DATA_HOME="$scratch/caddy" XDG_CONFIG_HOME="$scratch/caddy" \
+        caddy validate --adapter caddyfile --config deploy/Caddyfile 2>&1); then
+        ok "caddy validate deploy/Caddyfile"
     else
-        fail "kubectl kustomize deploy/kubernetes:"
+        fail "caddy validate deploy/Caddyfile:"
         printf '%s\n' "$out"
     fi
 else
-    skip "kubectl not installed: kustomization not rendered"
+    skip "caddy not installed (Debian package: caddy): deploy/Caddyfile not validated"
+fi
+# The page's loopback port is the one Caddy proxies to.
+web_listen=$(sed -n 's/^Environment=SSHBIO_HTTP_LISTEN=//p' deploy/sshbio-web.conf)
+if [ -n "$web_listen" ] && grep -Eq "reverse_proxy +$web_listen\$" deploy/Caddyfile; then
+    ok "Caddyfile proxies to the drop-in's SSHBIO_HTTP_LISTEN ($web_listen)"
+else
+    fail "Caddyfile's reverse_proxy is not the drop-in's SSHBIO_HTTP_LISTEN (${web_listen:-unset})"
+fi
+
+echo "== Prometheus alerts and the Grafana dashboard"
+# tests/dashboards.rs checks their metric and label names against a real server's /metrics;
+# here promtool checks the PromQL itself and the alerts' behaviour on made-up series.
+if command -v promtool >/dev/null; then
+    if out=$(promtool check rules deploy/prometheus/alerts.yaml 2>&1); then
+        ok "promtool check rules deploy/prometheus/alerts.yaml"
+    else
+        fail "promtool check rules deploy/prometheus/alerts.yaml:"
+        printf '%s\n' "$out"
+    fi
+    if out=$(cd deploy/prometheus && promtool test rules alerts-test.yaml 2>&1); then
+        ok "promtool test rules: each alert fires when it should and not otherwise"
+    else
+        fail "promtool test rules deploy/prometheus/alerts-test.yaml:"
+        printf '%s\n' "$out"
+    fi
+else
+    fail "promtool not installed (Debian package: prometheus; .ci/run installs it)"
+fi
+# The dashboard: valid JSON, panels on Grafana's 24-column grid with unique ids, and every query
+# valid PromQL (promtool parses them as recording rules, with Grafana's variables filled in).
+if out=$(python3 - "$scratch/dashboard-rules.yaml" <<'PY'
+import json
+import sys
+
+d = json.load(open("deploy/grafana/sshbio.json", encoding="utf-8"))
+problems, exprs, ids = [], [], set()
+for p in d["panels"]:
+    if p["id"] in ids:
+        problems.append(f"panel id {p['id']} used twice")
+    ids.add(p["id"])
+    g = p["gridPos"]
+    if g["x"] < 0 or g["x"] + g["w"] > 24:
+        problems.append(f"panel {p['title']!r} is off the 24-column grid")
+    if p["type"] != "row":
+        if not p.get("targets"):
+            problems.append(f"panel {p['title']!r} has no query")
+        exprs += [t["expr"] for t in p.get("targets", [])]
+if "datasource" not in [v["name"] for v in d["templating"]["list"]]:
+    problems.append("no datasource variable: the dashboard would be tied to one data source")
+with open(sys.argv[1], "w", encoding="utf-8") as f:
+    f.write("groups:\n  - name: dashboard\n    rules:\n")
+    for i, e in enumerate(exprs):
+        e = e.replace("$__rate_interval", "5m").replace("$job", ".*")
+        f.write(f"      - record: dashboard:query{i}\n        expr: {json.dumps(e)}\n")
+print(f"{len(d['panels'])} panels, {len(exprs)} queries")
+if problems:
+    print("\n".join(problems))
+    sys.exit(1)
+PY
+); then
+    ok "deploy/grafana/sshbio.json: $out"
+    if command -v promtool >/dev/null; then
+        if perr=$(promtool check rules "$scratch/dashboard-rules.yaml" 2>&1); then
+            ok "every dashboard query is valid PromQL (promtool)"
+        else
+            fail "dashboard queries that promtool rejects:"
+            printf '%s\n' "$perr"
+        fi
+    fi
+else
+    fail "deploy/grafana/sshbio.json:"
+    printf '%s\n' "$out"
 fi
 
 echo "== smoke run of the container's entrypoint"

@@ -281,7 +281,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let room = sshbio::room::Room::new();
         #[cfg(feature = "redis")]
         if let Some(url) = &args.redis {
-            sshbio::room::cluster::spawn(url.clone(), room.clone()).context("invalid --redis URL")?;
+            sshbio::room::cluster::spawn(url.clone(), room.clone(), metrics.clone()).context("invalid --redis URL")?;
         }
         let config = ServerConfig {
             host_key: key,

@@ -146,7 +146,7 @@ async fn metrics_and_health_over_http() {
     screen.wait_close().await;
     disconnect(conn).await;
     // The session's end is counted once its task has finished: poll for it.
-    let ended = "sshbio_sessions_ended_total{value=\"quit\"} 1";
+    let ended = "sshbio_connections_closed_total{end=\"quit\"} 1";
     let deadline = Instant::now() + WAIT;
     let (status, body) = loop {
         let (status, body) =
@@ -158,10 +158,14 @@ async fn metrics_and_health_over_http() {
     };
     assert_eq!(status, 200);
     for needle in [
-        "sshbio_sessions_started_total{value=\"tui\"} 1",
-        "sshbio_sessions_ended_total{value=\"quit\"} 1",
-        "sshbio_render_seconds_count",
-        "sshbio_bytes_out_total",
+        "sshbio_sessions_started_total{kind=\"tui\"} 1",
+        "sshbio_sessions_open{kind=\"tui\"} 0",
+        "sshbio_connections_closed_total{end=\"quit\"} 1",
+        "sshbio_frame_render_seconds_count",
+        "sshbio_first_frame_render_seconds_count 1",
+        "sshbio_sent_bytes_total",
+        "sshbio_handshakes_in_progress 0",
+        "sshbio_ready 1",
         "sshbio_build_info{version=",
     ] {
         assert!(body.contains(needle), "{needle} missing:\n{body}");

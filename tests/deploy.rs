@@ -334,9 +334,10 @@ fn parse_yaml(text: &str) -> Vec<Yaml> {
         .collect()
 }
 
-/// Every object in deploy/kubernetes, by kind.
+/// Every object in deploy/kubernetes/base, by kind (the components are checked rendered, by
+/// deploy/check.sh).
 fn kubernetes() -> BTreeMap<String, Yaml> {
-    let dir = root().join("deploy/kubernetes");
+    let dir = root().join("deploy/kubernetes/base");
     let mut objects = BTreeMap::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

@@ -54,7 +54,7 @@ async fn per_address_limit_refuses_with_a_clear_reason() {
     assert!(text.starts_with("SSH-2.0-sshbio\r\n"), "{text:?}");
     assert!(text.contains("too many connections from your address"), "{text:?}");
     assert!(try_connect(server.addr, "c").await.is_err());
-    assert_eq!(metric(&metrics, "sshbio_connections_refused_total{value=\"per-ip-limit\"}"), 2);
+    assert_eq!(metric(&metrics, "sshbio_connections_refused_total{reason=\"per-ip-limit\"}"), 2);
     // Closing one makes room again, once the server has seen it go.
     disconnect(a).await;
     wait_metric(&metrics, "sshbio_connections_open", 1).await;
@@ -269,7 +269,7 @@ async fn a_stalled_reader_is_disconnected() {
         tokio::time::sleep(Duration::from_secs(60)).await;
     });
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    while metric(&metrics, "sshbio_sessions_ended_total{value=\"stalled\"}") == 0 {
+    while metric(&metrics, "sshbio_connections_closed_total{end=\"stalled\"}") == 0 {
         assert!(tokio::time::Instant::now() < deadline, "stall not detected:\n{}", metrics.encode());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -324,10 +324,10 @@ async fn proxy_protocol_gives_real_addresses_only_from_trusted_networks() {
     assert!(
         connect_via_proxy(server.addr, b"PROXY TCP4 198.51.100.1 10.0.0.1 40001 22\r\n", "c").await.is_err()
     );
-    assert_eq!(metric(&metrics, "sshbio_connections_refused_total{value=\"per-ip-limit\"}"), 1);
+    assert_eq!(metric(&metrics, "sshbio_connections_refused_total{reason=\"per-ip-limit\"}"), 1);
     // A trusted peer without a header is cut off.
     assert!(try_connect(server.addr, "no-header").await.is_err());
-    assert_eq!(metric(&metrics, "sshbio_connections_refused_total{value=\"proxy-header\"}"), 1);
+    assert_eq!(metric(&metrics, "sshbio_connections_refused_total{reason=\"proxy-header\"}"), 1);
     disconnect(a).await;
 
     // From outside the trusted networks, a header is a spoof: the connection ends.
@@ -381,7 +381,7 @@ async fn keepalives_end_connections_to_dead_clients() {
     // Frozen only once its session is up (a client frozen mid-handshake is the handshake
     // timeout's business, not the keepalive's).
     eventually("the ssh session to start", WAIT, || {
-        metric(&metrics, "sshbio_sessions_started_total{value=\"tui\"}") == 1
+        metric(&metrics, "sshbio_sessions_started_total{kind=\"tui\"}") == 1
     })
     .await;
     // The client freezes (a laptop lid closes): it stops answering anything.

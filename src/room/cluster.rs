@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::Metrics;
 use crate::room::{AUDIENCE_TICK, Audience, PresenterPosition, Room};
 
 /// The pub/sub channel all replicas share.
@@ -27,17 +28,20 @@ enum Message {
     PresenterLeft { replica: u64 },
 }
 
-/// Bridges `room` to the Redis server at `url` until the process ends.
-pub fn spawn(url: String, room: Arc<Room>) -> Result<(), redis::RedisError> {
+/// Bridges `room` to the Redis server at `url` until the process ends; `metrics` says
+/// whether the bridge is up.
+pub fn spawn(url: String, room: Arc<Room>, metrics: Arc<Metrics>) -> Result<(), redis::RedisError> {
     let client = redis::Client::open(url.as_str())?;
     let replica: u64 = rand::random();
+    metrics.redis_connected(false);
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(200);
         loop {
-            match bridge(&client, replica, &room).await {
+            match bridge(&client, replica, &room, &metrics).await {
                 Ok(()) => backoff = Duration::from_millis(200),
                 Err(e) => tracing::warn!(error = %e, "redis bridge lost; retrying"),
             }
+            metrics.redis_connected(false);
             room.set_remote_presenter(None);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -46,16 +50,22 @@ pub fn spawn(url: String, room: Arc<Room>) -> Result<(), redis::RedisError> {
     Ok(())
 }
 
-async fn bridge(client: &redis::Client, replica: u64, room: &Room) -> redis::RedisResult<()> {
+async fn bridge(
+    client: &redis::Client,
+    replica: u64,
+    room: &Room,
+    metrics: &Metrics,
+) -> redis::RedisResult<()> {
     let mut publisher = client.get_multiplexed_async_connection().await?;
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(CHANNEL).await?;
     let mut messages = pubsub.into_on_message();
     tracing::info!(replica, "sharing the room through redis");
+    metrics.redis_connected(true);
     let mut local_presenter = room.local_presenter();
     let mut tick = tokio::time::interval(AUDIENCE_TICK);
     loop {
-        let outgoing = tokio::select! {
+        let (outgoing, repeat) = tokio::select! {
             message = messages.next() => {
                 let Some(message) = message else { return Ok(()) };
                 if let Ok(text) = message.get_payload::<String>() {
@@ -65,20 +75,28 @@ async fn bridge(client: &redis::Client, replica: u64, room: &Room) -> redis::Red
             }
             _ = tick.tick() => {
                 let Audience { connected, following } = room.local_counts();
-                Message::Audience { replica, connected, following }
+                // A presenter on stage is repeated every tick, not only sent when they move:
+                // pub/sub keeps nothing, so a replica that (re)subscribes later, e.g. after a
+                // Redis restart, would otherwise not know about them until their next move.
+                let on_stage = (*local_presenter.borrow())
+                    .map(|PresenterPosition { page, scroll }| Message::Presenter { replica, page, scroll });
+                (Message::Audience { replica, connected, following }, on_stage)
             }
             changed = local_presenter.changed() => {
                 if changed.is_err() {
                     return Ok(());
                 }
-                match *local_presenter.borrow_and_update() {
+                let moved = match *local_presenter.borrow_and_update() {
                     Some(PresenterPosition { page, scroll }) => Message::Presenter { replica, page, scroll },
                     None => Message::PresenterLeft { replica },
-                }
+                };
+                (moved, None)
             }
         };
-        if let Ok(text) = serde_json::to_string(&outgoing) {
-            let _: usize = publisher.publish(CHANNEL, text).await?;
+        for message in std::iter::once(outgoing).chain(repeat) {
+            if let Ok(text) = serde_json::to_string(&message) {
+                let _: usize = publisher.publish(CHANNEL, text).await?;
+            }
         }
     }
 }

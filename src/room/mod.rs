@@ -48,6 +48,9 @@ pub struct Room {
     local_presenter: watch::Sender<Option<PresenterPosition>>,
     /// Other replicas' counts (when shared through Redis), with when each was heard.
     remote_audience: Mutex<HashMap<u64, (Audience, Instant)>>,
+    /// When another replica last said its presenter is on stage (repeated every tick): a
+    /// replica that dies without saying goodbye stops leading after [`REMOTE_EXPIRY`].
+    remote_presenter_heard: Mutex<Option<Instant>>,
 }
 
 /// Another replica's counts are forgotten when not heard from for this long.
@@ -63,6 +66,7 @@ impl Default for Room {
             audience: watch::channel(Audience::default()).0,
             local_presenter: watch::channel(None).0,
             remote_audience: Mutex::new(HashMap::new()),
+            remote_presenter_heard: Mutex::new(None),
         }
     }
 }
@@ -136,6 +140,9 @@ impl Room {
     /// A presenter on another replica moved (`Some`) or left (`None`). A presenter connected
     /// here takes precedence.
     pub fn set_remote_presenter(&self, position: Option<PresenterPosition>) {
+        if let Ok(mut heard) = self.remote_presenter_heard.lock() {
+            *heard = position.map(|_| Instant::now());
+        }
         if self.presenters.load(Ordering::Relaxed) == 0 {
             self.presenter.send_if_modified(|current| {
                 let changed = *current != position;
@@ -145,17 +152,40 @@ impl Room {
         }
     }
 
+    /// True while a presenter is connected to this process.
+    pub fn presenting_here(&self) -> bool {
+        self.presenters.load(Ordering::Relaxed) > 0
+    }
+
     /// Positions of a presenter connected to this process (for the Redis bridge).
     pub fn local_presenter(&self) -> watch::Receiver<Option<PresenterPosition>> {
         self.local_presenter.subscribe()
     }
 
     /// Publishes the counts every [`audience_period`] for as long as it runs (the server runs it
-    /// for its lifetime).
+    /// for its lifetime), and checks every [`AUDIENCE_TICK`] whether a remote presenter's
+    /// replica has gone quiet.
     pub async fn publish_audience_forever(self: Arc<Self>) {
+        let mut published = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(audience_period(self.counts().connected)).await;
-            self.publish_audience();
+            tokio::time::sleep(AUDIENCE_TICK).await;
+            self.expire_remote_presenter();
+            if published.elapsed() >= audience_period(self.counts().connected) {
+                self.publish_audience();
+                published = tokio::time::Instant::now();
+            }
+        }
+    }
+
+    /// Ends a remote presenter's lead when their replica has gone quiet.
+    fn expire_remote_presenter(&self) {
+        let gone_quiet = self
+            .remote_presenter_heard
+            .lock()
+            .ok()
+            .is_some_and(|heard| heard.is_some_and(|at| at.elapsed() >= REMOTE_EXPIRY));
+        if gone_quiet {
+            self.set_remote_presenter(None);
         }
     }
 
@@ -319,6 +349,21 @@ mod tests {
         let _stage = room.present(PresenterPosition { page: 0, scroll: 0 });
         room.set_remote_presenter(Some(PresenterPosition { page: 5, scroll: 0 }));
         assert_eq!(*rx.borrow_and_update(), Some(PresenterPosition { page: 0, scroll: 0 }));
+    }
+
+    #[test]
+    fn a_remote_presenter_not_heard_from_stops_leading() {
+        let room = Room::new();
+        let mut rx = room.presenter();
+        room.set_remote_presenter(Some(PresenterPosition { page: 1, scroll: 0 }));
+        room.expire_remote_presenter();
+        assert_eq!(*rx.borrow_and_update(), Some(PresenterPosition { page: 1, scroll: 0 }));
+        // Their replica died without a goodbye: nothing heard for the expiry time.
+        if let Ok(mut heard) = room.remote_presenter_heard.lock() {
+            *heard = Instant::now().checked_sub(REMOTE_EXPIRY);
+        }
+        room.expire_remote_presenter();
+        assert_eq!(*rx.borrow_and_update(), None, "followers are released");
     }
 
     #[test]

@@ -162,7 +162,8 @@ pub async fn run(
         metrics.clone(),
         room.clone(),
     ));
-    let ticker = tokio::spawn(room.publish_audience_forever());
+    let ticker = tokio::spawn(room.clone().publish_audience_forever());
+    let sampler = tokio::spawn(sample_room_forever(metrics.clone(), room));
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     metrics.set_ready(true);
@@ -190,6 +191,7 @@ pub async fn run(
 
     metrics.set_ready(false);
     ticker.abort();
+    sampler.abort();
     tracing::info!(open = tasks.len(), "shutting down: telling open sessions");
     drop(listener);
     let _ = stop_tx.send(true);
@@ -199,6 +201,16 @@ pub async fn run(
         tasks.abort_all();
     }
     Ok(())
+}
+
+/// Copies the room's figures (followers, a presenter on stage) into the metrics once a second.
+async fn sample_room_forever(metrics: Arc<Metrics>, room: Arc<Room>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        metrics.sample_room(&room);
+    }
 }
 
 /// Logs and counts a refusal, then writes it (bounded in number, so a flood of refusals

@@ -87,7 +87,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Send + Sync + 'static,
 {
-    shared.metrics.connection_opened();
+    // Counted as a handshake in progress (metrics) and holding a key-exchange slot (the
+    // server's bound) until the client has authenticated.
+    let in_progress = shared.metrics.connection_opened();
     let meter = Arc::new(Meter::default());
     let (reports_tx, mut reports) = mpsc::channel(REPORTS);
     let handler = Connection::new(shared.clone(), peer, reports_tx, seats);
@@ -102,7 +104,7 @@ where
         sessions: 0,
         last_end: None,
         disconnect_at: None,
-        handshake: Some(Box::new(handshake)),
+        handshake: Some(Box::new((handshake, in_progress))),
     };
     let end = owner.run(stream, handler, &mut reports).await;
     // Whatever happened, the stream is cut now: russh keeps a connection open otherwise.

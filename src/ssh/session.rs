@@ -92,9 +92,10 @@ pub struct SessionSetup {
 }
 
 impl SessionSetup {
-    fn set_kind(&mut self, kind: &'static str) {
-        self.shared.metrics.session_started(kind);
+    /// Records the session's kind; it counts as open until the returned guard drops.
+    fn set_kind(&mut self, kind: &'static str) -> crate::metrics::OpenSession {
         self.summary.kind = kind;
+        self.shared.metrics.session_started(kind)
     }
 
     fn set_size(&mut self, cols: u16, rows: u16) {
@@ -166,7 +167,7 @@ pub fn supervise(handle: Handle, summary: Summary, reports: mpsc::Sender<Report>
 
 /// `ssh -T host`: the whole bio as plain text, then exit 0.
 pub async fn run_plain(mut setup: SessionSetup) -> Summary {
-    setup.set_kind("plain");
+    let _open = setup.set_kind("plain");
     let text = setup.shared.content.borrow().plain_text(commands::PLAIN_WIDTH);
     let end = match setup.write(text.as_bytes()).await {
         Ok(()) => End::Quit,
@@ -177,7 +178,7 @@ pub async fn run_plain(mut setup: SessionSetup) -> Summary {
 
 /// `ssh host COMMAND`: the command's output and exit status.
 pub async fn run_command(mut setup: SessionSetup, command: String) -> Summary {
-    setup.set_kind("exec");
+    let _open = setup.set_kind("exec");
     let content = setup.shared.content.borrow().clone();
     let mut output = commands::run(&command, &content);
     if setup.pty.is_some() {
@@ -204,7 +205,7 @@ pub async fn run_command(mut setup: SessionSetup, command: String) -> Summary {
 
 /// The interactive UI for a client with a pty.
 pub async fn run_tui(mut setup: SessionSetup) -> Summary {
-    setup.set_kind("tui");
+    let _open = setup.set_kind("tui");
     let end = match tui_loop(&mut setup).await {
         Ok(end) | Err(end) => end,
     };
@@ -271,7 +272,9 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
     if app.mouse_enabled() {
         first.extend_from_slice(MOUSE_ON);
     }
-    first.extend_from_slice(&screen.first_frame(&mut app, &setup.shared.frames));
+    first.extend_from_slice(
+        &setup.shared.metrics.time_first_frame(|| screen.first_frame(&mut app, &setup.shared.frames)),
+    );
     setup.write(&first).await?;
     drop(first);
     #[cfg(debug_assertions)]

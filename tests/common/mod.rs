@@ -251,7 +251,7 @@ pub struct Screen {
 }
 
 impl Screen {
-    fn new(channel: russh::Channel<client::Msg>, cols: u16, rows: u16) -> Self {
+    pub fn new(channel: russh::Channel<client::Msg>, cols: u16, rows: u16) -> Self {
         let vt = vt100::Parser::new(NonZeroU16::new(rows).unwrap(), NonZeroU16::new(cols).unwrap(), 0);
         Self {
             channel,
