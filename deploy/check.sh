@@ -25,7 +25,7 @@
 #     rules deploy/prometheus/alerts-test.yaml`), and every Grafana dashboard query is valid
 #     PromQL (Debian package: prometheus, for promtool);
 #   - the Dockerfile's COPY sources exist and get past Dockerfile.dockerignore, and its stub build
-#     covers every target cargo knows of (src/lib.rs, src/main.rs, benches/load.rs, ...).
+#     covers every target cargo knows of (src/lib.rs, src/main.rs, benches/load/main.rs, ...).
 # With the sshbio binary as $1, also:
 #   - every sshbio command line in deploy/ (Dockerfile CMD, the unit's Exec lines, the Kubernetes
 #     args, fly.toml, the README's examples) parses with that binary, and every SSHBIO_* variable

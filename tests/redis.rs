@@ -1,5 +1,7 @@
 //! Several replicas, one room: two sshbio processes share presenter moves and audience counts
 //! through a real redis-server on loopback (`.ci/run` installs it; the test starts its own).
+// The Redis bridge is the `redis` cargo feature (on by default).
+#![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
