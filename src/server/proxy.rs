@@ -115,7 +115,7 @@ impl ClientStream {
 /// What the bytes read so far from a trusted peer amount to.
 #[derive(Debug)]
 pub enum HeaderProgress {
-    /// A header has begun (or nothing has come yet): read more, up to [`MAX_HEADER`] bytes.
+    /// A header has begun (or nothing has come yet): read more, up to `MAX_HEADER` bytes.
     NeedMore,
     /// A whole header of `len` bytes, from the client at `source`; the rest is SSH.
     Header { len: usize, source: SocketAddr },
