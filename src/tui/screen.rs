@@ -3,8 +3,7 @@
 //! terminal while the visitor is active, nothing but the size while hibernating, and small
 //! patches of the top line when only the audience count changes. No I/O and no SSH.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Rect, Size};
@@ -51,17 +50,35 @@ struct FrameKey {
 /// `123456 here · 123456 following `.
 const PATCH_COLUMNS: u16 = 32;
 
-/// Most first frames kept; past it the cache starts over (entries are a few KiB each).
-const MAX_CACHED: usize = 128;
+/// Most first frames (and patches) kept. Past it the least useful go (quick_cache's S3-FIFO:
+/// a crowd's shared screen stays, one-off sizes leave first); entries are a few KiB each.
+const MAX_CACHED: usize = 256;
 
 /// First frames (and audience patches) shared by all sessions of a server.
-#[derive(Debug, Default)]
 pub struct FrameCache {
     /// Whole screens: first frames, and followers' screens after a presenter move.
-    frames: Mutex<HashMap<FrameKey, Arc<FirstFrame>>>,
+    frames: quick_cache::sync::Cache<FrameKey, Arc<FirstFrame>>,
     /// Top-line patches for a new audience count, the same bytes for every idle screen in
     /// the same state, so a count change costs one render per distinct screen, not per visitor.
-    patches: Mutex<HashMap<FrameKey, Arc<[u8]>>>,
+    patches: quick_cache::sync::Cache<FrameKey, Arc<[u8]>>,
+}
+
+impl Default for FrameCache {
+    fn default() -> Self {
+        Self {
+            frames: quick_cache::sync::Cache::new(MAX_CACHED),
+            patches: quick_cache::sync::Cache::new(MAX_CACHED),
+        }
+    }
+}
+
+impl std::fmt::Debug for FrameCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameCache")
+            .field("frames", &self.frames.len())
+            .field("patches", &self.patches.len())
+            .finish()
+    }
 }
 
 impl FrameCache {
@@ -70,30 +87,22 @@ impl FrameCache {
         key: FrameKey,
         render: impl FnOnce() -> Option<FirstFrame>,
     ) -> Option<Arc<FirstFrame>> {
-        if let Some(hit) = self.frames.lock().ok().and_then(|frames| frames.get(&key).cloned()) {
+        if let Some(hit) = self.frames.get(&key) {
             return Some(hit);
         }
+        // Two sessions missing at once both render; the second insert wins. Rare (arrivals
+        // within a tick share the key only after the first has rendered) and harmless.
         let frame = Arc::new(render()?);
-        if let Ok(mut frames) = self.frames.lock() {
-            if frames.len() >= MAX_CACHED {
-                frames.clear();
-            }
-            frames.insert(key, frame.clone());
-        }
+        self.frames.insert(key, frame.clone());
         Some(frame)
     }
 
     fn patch(&self, key: FrameKey, render: impl FnOnce() -> Vec<u8>) -> Arc<[u8]> {
-        if let Some(hit) = self.patches.lock().ok().and_then(|patches| patches.get(&key).cloned()) {
+        if let Some(hit) = self.patches.get(&key) {
             return hit;
         }
         let patch: Arc<[u8]> = render().into();
-        if let Ok(mut patches) = self.patches.lock() {
-            if patches.len() >= MAX_CACHED {
-                patches.clear();
-            }
-            patches.insert(key, patch.clone());
-        }
+        self.patches.insert(key, patch.clone());
         patch
     }
 }
@@ -374,9 +383,9 @@ mod tests {
         let first = Screen::new(80, 24, ColorDepth::Ansi256, options).first_frame(&mut a, &cache);
         let second = Screen::new(80, 24, ColorDepth::Ansi256, options).first_frame(&mut b, &cache);
         assert_eq!(first, second);
-        assert_eq!(cache.frames.lock().expect("lock").len(), 1);
+        assert_eq!(cache.frames.len(), 1);
         Screen::new(100, 30, ColorDepth::Ansi256, options).first_frame(&mut app(), &cache);
-        assert_eq!(cache.frames.lock().expect("lock").len(), 2, "another size is another frame");
+        assert_eq!(cache.frames.len(), 2, "another size is another frame");
     }
 
     #[test]
