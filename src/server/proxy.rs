@@ -16,6 +16,10 @@ use tokio::net::TcpStream;
 
 /// The longest header we wait for (v1 is at most 107 bytes; v2 with TLVs rarely passes 512).
 const MAX_HEADER: usize = 4096;
+/// How every v1 (text) header starts.
+const V1_PREFIX: &[u8] = b"PROXY ";
+/// The longest v1 header, CRLF included (the spec's limit).
+const V1_MAX: usize = 107;
 /// The v2 signature, which starts every binary header.
 const V2_SIGNATURE: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";
 
@@ -94,17 +98,55 @@ impl ClientStream {
                     return Err(ProxyError::Closed);
                 }
                 buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-                let result = HeaderResult::parse(&buf);
-                if result.is_incomplete() && buf.len() < MAX_HEADER {
-                    continue;
+                match read_header(&buf, peer) {
+                    HeaderProgress::NeedMore => continue,
+                    HeaderProgress::Header { len, source } => return Ok((len, source)),
+                    HeaderProgress::Refused(e) => return Err(e),
                 }
-                return header_address(result, peer);
             }
         };
         let (len, addr) =
             tokio::time::timeout(limit, read).await.map_err(|_| ProxyError::Timeout(limit))??;
         let prefix = buf.get(len..).map(<[u8]>::to_vec).unwrap_or_default();
         Ok((Self { inner, prefix, replayed: 0, reject_header: false, quickack_reads: QUICKACK_READS }, addr))
+    }
+}
+
+/// What the bytes read so far from a trusted peer amount to.
+#[derive(Debug)]
+pub enum HeaderProgress {
+    /// A header has begun (or nothing has come yet): read more, up to [`MAX_HEADER`] bytes.
+    NeedMore,
+    /// A whole header of `len` bytes, from the client at `source`; the rest is SSH.
+    Header { len: usize, source: SocketAddr },
+    /// Not a valid header: the connection is cut.
+    Refused(ProxyError),
+}
+
+/// The admission decision on the first bytes of a trusted peer's connection: the pure half
+/// of [`ClientStream::with_header`], which the property tests and the fuzz target drive with
+/// any bytes in any splits.
+pub fn read_header(buf: &[u8], peer: SocketAddr) -> HeaderProgress {
+    // A v1 header ends at its CRLF. Before that, ppp may call a partial line invalid (cut
+    // after "... 51000 ", it reports a bad destination port), so a header split across TCP
+    // segments at such a point would be refused: wait for the line end, within v1's 107 bytes.
+    let v1_started = buf.starts_with(V1_PREFIX) || V1_PREFIX.starts_with(buf);
+    if v1_started && !buf.windows(2).any(|w| w == b"\r\n") {
+        if buf.len() < V1_MAX {
+            return HeaderProgress::NeedMore;
+        }
+        return HeaderProgress::Refused(ProxyError::Invalid(format!("no end of line in {V1_MAX} bytes")));
+    }
+    let result = HeaderResult::parse(buf);
+    if result.is_incomplete() && buf.len() < MAX_HEADER {
+        return HeaderProgress::NeedMore;
+    }
+    match header_address(result, peer) {
+        Ok((len, source)) if len <= buf.len() => HeaderProgress::Header { len, source },
+        Ok((len, _)) => {
+            HeaderProgress::Refused(ProxyError::Invalid(format!("header length {len} past the data")))
+        }
+        Err(e) => HeaderProgress::Refused(e),
     }
 }
 
@@ -135,7 +177,7 @@ fn header_address(result: HeaderResult<'_>, peer: SocketAddr) -> Result<(usize, 
 
 /// True when `bytes` start like a PROXY header (v1 or v2).
 fn starts_like_header(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"PROXY ") || bytes.starts_with(V2_SIGNATURE)
+    bytes.starts_with(V1_PREFIX) || bytes.starts_with(V2_SIGNATURE)
 }
 
 impl AsyncRead for ClientStream {
@@ -205,6 +247,29 @@ mod tests {
         let (len, addr) = header_address(HeaderResult::parse(&v2), peer).expect("v2");
         assert_eq!(len, v2.len());
         assert_eq!(addr, "198.51.100.9:40000".parse().expect("addr"));
+    }
+
+    /// Regression (found by the property test): a v1 header split by TCP right before the
+    /// destination port was refused, because ppp calls that partial line invalid.
+    #[test]
+    fn a_v1_header_split_before_its_destination_port_waits_for_the_rest() {
+        let peer: SocketAddr = "10.0.0.1:5000".parse().expect("addr");
+        let whole = b"PROXY TCP4 203.0.113.7 10.0.0.2 51000 22\r\nSSH-2.0-x\r\n";
+        for cut in 0..whole.len() {
+            let Some(part) = whole.get(..cut) else { continue };
+            let decided = read_header(part, peer);
+            let header_done = cut >= 42;
+            match decided {
+                HeaderProgress::NeedMore => assert!(!header_done, "cut {cut}"),
+                HeaderProgress::Header { len, source } => {
+                    assert!(header_done, "cut {cut}");
+                    assert_eq!((len, source), (42, "203.0.113.7:51000".parse().expect("addr")));
+                }
+                HeaderProgress::Refused(e) => panic!("cut at {cut}: {e}"),
+            }
+        }
+        assert!(matches!(read_header(&[b'P'; 200], peer), HeaderProgress::Refused(_)));
+        assert!(matches!(read_header(&b"PROXY ".repeat(30), peer), HeaderProgress::Refused(_)));
     }
 
     #[test]
