@@ -13,6 +13,12 @@
 //! `http` (the web companion page and the operator's endpoints) and `metrics` (the counters
 //! every layer records into).
 
+// Panic isolation relies on unwinding: a panic in one visitor's session is caught
+// (`catch_unwind` around each session task and connection) and ends that session alone. Built
+// with `panic = "abort"`, one visitor's panic would end every session on the server.
+#[cfg(panic = "abort")]
+compile_error!("sshbio needs panic = \"unwind\": a panic must end one session, not the whole server");
+
 pub mod commands;
 pub mod content;
 pub mod http;

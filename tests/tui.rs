@@ -412,3 +412,24 @@ async fn a_hibernated_session_redraws_correctly_on_the_next_key() {
     assert_eq!(sleepy.drain_for(Duration::from_millis(600)).await, 0);
     sleepy.prove_live(b"8", &top(8)).await;
 }
+
+#[tokio::test]
+async fn every_fixture_is_served_from_its_first_frame_to_its_last_section() {
+    for text in [fixtures::SMALL, fixtures::LONG, fixtures::LINKS, fixtures::UNICODE, fixtures::MAX] {
+        let content = fixture(text);
+        let server = TestServer::serving(text).await;
+        let conn = connect(server.addr, "visitor").await;
+        let screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+        let first_line = screen.text().lines().next().unwrap_or_default().to_string();
+        let name_start: String = content.name.chars().take(10).collect();
+        assert!(first_line.contains(&name_start), "{first_line}");
+        // The last section, opened by its slug as the user name, shows its own text.
+        let last = content.sections.last().unwrap();
+        let opening: Vec<&str> = last.paragraphs[0].split_whitespace().take(3).collect();
+        let conn = connect(server.addr, &last.slug).await;
+        let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+        screen.wait_for_text(&opening.join(" ")).await;
+        screen.send(b"q").await;
+        assert_eq!(screen.wait_close().await, Some(0));
+    }
+}

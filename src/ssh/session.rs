@@ -277,7 +277,7 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
     );
     setup.write(&first).await?;
     drop(first);
-    #[cfg(debug_assertions)]
+    #[cfg(feature = "test-panic")]
     test_panic_trigger(&setup.user);
 
     loop {
@@ -377,10 +377,10 @@ async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
     }
 }
 
-/// Debug builds only: the user name `sshbio-test-panic` makes the session task panic after the
-/// first frame, so the tests can show a panic ends that session alone. Release builds have no
-/// such trigger.
-#[cfg(debug_assertions)]
+/// The user name `sshbio-test-panic` makes the session task panic after the first frame, so the tests can show a panic ends that session alone. Only with the test-only
+/// cargo feature `test-panic` (tests/panic.rs); normal builds, debug or release, have no such
+/// trigger.
+#[cfg(feature = "test-panic")]
 #[allow(clippy::panic)]
 fn test_panic_trigger(user: &str) {
     if user == "sshbio-test-panic" {

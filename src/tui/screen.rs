@@ -388,6 +388,28 @@ mod tests {
         assert_eq!(cache.frames.len(), 2, "another size is another frame");
     }
 
+    /// Regression: the cache is keyed by the content's address. When a cached frame did not
+    /// hold its content, a reload could free the old version and allocate the new one at the
+    /// same address, and visitors of the new version got the old version's first frame.
+    #[test]
+    fn first_frame_cache_keeps_its_content_alive_across_a_reload() {
+        let cache = FrameCache::default();
+        let options = ui::Options::default();
+        let versions = [(fixtures::SMALL, "Ada Quill"), (fixtures::LINKS, "Cyrus Pell")];
+        for reload in 0..40 {
+            let (text, name) = versions[reload % 2];
+            // A new version, as a reload publishes it; the previous one's last session is gone.
+            let content = fixtures::shared(text);
+            let version = Arc::downgrade(&content);
+            let mut app = App::new(content, None);
+            let frame = Screen::new(80, 24, ColorDepth::Ansi256, options).first_frame(&mut app, &cache);
+            let shown = screen_text(&[&frame]);
+            assert!(shown.contains(name), "reload {reload}: a frame of another version:\n{shown}");
+            drop(app);
+            assert!(version.upgrade().is_some(), "the cached frame keeps its content (and address) alive");
+        }
+    }
+
     #[test]
     fn redraws_after_a_cached_frame_and_after_a_patch_match_a_fresh_render() {
         let cache = FrameCache::default();
