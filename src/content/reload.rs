@@ -77,7 +77,11 @@ fn watch_directory(dir: &Path, triggers: mpsc::Sender<Trigger>) -> notify::Resul
         SETTLE,
         None,
         move |events: notify_debouncer_full::DebounceEventResult| {
-            if events.is_ok_and(|events| !events.is_empty()) {
+            // Only changes count: reading the file for a reload is itself an event (inotify's
+            // access and close-nowrite), and counting it would reload forever.
+            let changed =
+                events.is_ok_and(|events| events.iter().any(|e| !e.kind.is_access() && !e.kind.is_other()));
+            if changed {
                 // Full means a reload is already queued, and it will read the newest file.
                 let _ = triggers.try_send(Trigger::Edit);
             }
@@ -192,10 +196,19 @@ mod tests {
         wait_for_name(&mut rx, "Bartholomew Fennimore-Oakes").await;
         std::fs::write(&path, "name = \"broken\n").expect("write");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !metrics.encode().contains("sshbio_content_reloads_total{value=\"failed\"} 1") {
+        while !metrics.encode().contains("sshbio_content_reloads_total{result=\"failed\"} 1") {
             assert!(tokio::time::Instant::now() < deadline, "{}", metrics.encode());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(rx.borrow().name, "Bartholomew Fennimore-Oakes", "the last good content stays");
+        // Reading the file for a reload is not an edit: the count stays at one failure and
+        // one success (regression: access events made the watcher reload every 150 ms).
+        let settled = tokio::time::Instant::now() + SETTLE * 4;
+        while tokio::time::Instant::now() < settled {
+            tokio::time::sleep(SETTLE).await;
+        }
+        let text = metrics.encode();
+        assert!(text.contains("sshbio_content_reloads_total{result=\"failed\"} 1\n"), "{text}");
+        assert!(text.contains("sshbio_content_reloads_total{result=\"ok\"} 1\n"), "{text}");
     }
 }
