@@ -14,7 +14,7 @@
 #     other and with the container's flags; `kubectl kustomize` renders it, where kubectl exists;
 #   - fly.toml parses and its ports agree with the image's;
 #   - the Dockerfile's COPY sources exist and get past Dockerfile.dockerignore, and its stub build
-#     covers every target cargo knows of (src/lib.rs, src/main.rs, benches/load.rs, ...).
+#     covers every target cargo knows of (src/lib.rs, src/main.rs, benches/load/main.rs, ...).
 # With the sshbio binary as $1, also:
 #   - every sshbio command line in deploy/ (Dockerfile CMD, the unit's Exec lines, the Kubernetes
 #     args, fly.toml, the README's examples) parses with that binary, and every SSHBIO_* variable

@@ -1,0 +1,50 @@
+//! What every part shares: the options, the client configuration, and the figures so far.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use russh::client;
+use serde_json::Value;
+
+use crate::client::Session;
+use crate::opts::Opts;
+use crate::procinfo::usage;
+use crate::server::Server;
+
+pub struct Ctx {
+    pub opts: Opts,
+    pub config: Arc<client::Config>,
+    pub tck: f64,
+    pub results: serde_json::Map<String, Value>,
+    pub summary: Vec<(String, String, String)>,
+}
+
+impl Ctx {
+    pub fn record(&mut self, key: &str, value: Value) {
+        self.results.insert(key.into(), value);
+    }
+    pub fn summarize(&mut self, what: &str, value: String, target: &str) {
+        println!("  => {what}: {value}   (target {target})");
+        self.summary.push((what.into(), value, target.into()));
+    }
+}
+
+pub async fn warm_up(ctx: &Ctx, server: &Server, n: usize) -> Result<()> {
+    for _ in 0..n {
+        let (s, _) =
+            Session::open(server.addr, ctx.config.clone(), &ctx.opts.user, (80, 24), Arc::default(), false)
+                .await?;
+        s.quit().await?;
+    }
+    Ok(())
+}
+
+/// Waits until the server tree is back to `processes` processes (sshd reaps asynchronously).
+pub async fn settle(server: &Server, processes: usize, tck: f64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while usage(server.pid, tck).processes > processes && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

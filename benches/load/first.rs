@@ -1,0 +1,81 @@
+//! The `first` part: first-frame latency over sequential sessions.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::client::{Phases, Session, Wire};
+use crate::ctx::Ctx;
+use crate::server::Server;
+use crate::stats::Dist;
+
+pub async fn part_first(ctx: &mut Ctx, server: &Server) -> Result<()> {
+    let n = ctx.opts.first_n();
+    println!("\n[first] first-frame latency over {n} sequential 80x24 sessions");
+    let mut phases = Vec::with_capacity(n);
+    let mut errors = 0;
+    let mut frame_bytes = 0;
+    let mut frame_wire = (0, 0);
+    let started = Instant::now();
+    for i in 0..n {
+        let dump = i == 0 && ctx.opts.dump_frame.is_some();
+        let wire = Arc::new(Wire::default());
+        match Session::open(server.addr, ctx.config.clone(), &ctx.opts.user, (80, 24), wire.clone(), dump)
+            .await
+        {
+            Ok((s, p)) => {
+                phases.push(p);
+                frame_bytes = s.data_bytes;
+                frame_wire = (wire.rx.load(Ordering::Relaxed), wire.tx.load(Ordering::Relaxed));
+                if let (true, Some(path)) = (dump, &ctx.opts.dump_frame) {
+                    std::fs::write(path, &s.raw)?;
+                }
+                if let Err(e) = s.quit().await {
+                    errors += 1;
+                    eprintln!("  session {i}: {e:#}");
+                }
+            }
+            Err(e) => {
+                errors += 1;
+                eprintln!("  session {i}: {e:#}");
+            }
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            println!("  stopping early: 120 s passed");
+            break;
+        }
+    }
+    let frame = Dist::new(phases.iter().map(|p| p.frame).collect());
+    let col = |f: fn(&Phases) -> f64| Dist::new(phases.iter().map(f).collect());
+    let (tcp, kex, auth, open, fb) =
+        (col(|p| p.tcp), col(|p| p.kex), col(|p| p.auth), col(|p| p.open), col(|p| p.first_byte));
+    println!("  first frame ms: {}", frame.line());
+    println!(
+        "  p50 ms from connect: tcp {:.3}, kex done {:.3}, auth done {:.3}, channel open {:.3}, first byte {:.3}, complete frame {:.3}",
+        tcp.p(0.5),
+        kex.p(0.5),
+        auth.p(0.5),
+        open.p(0.5),
+        fb.p(0.5),
+        frame.p(0.5)
+    );
+    println!(
+        "  first frame: {frame_bytes} bytes of channel data; connect..frame on the wire: {} bytes down, {} up; errors: {errors}",
+        frame_wire.0, frame_wire.1
+    );
+    ctx.record(
+        "first",
+        json!({"frame_ms": frame.json(), "tcp_ms": tcp.json(), "kex_ms": kex.json(), "auth_ms": auth.json(),
+               "open_ms": open.json(), "first_byte_ms": fb.json(), "frame_bytes": frame_bytes,
+               "wire_down": frame_wire.0, "wire_up": frame_wire.1, "errors": errors}),
+    );
+    ctx.summarize(
+        "first frame p50 / p90 / p99 (russh client)",
+        format!("{:.2} / {:.2} / {:.2} ms", frame.p(0.5), frame.p(0.9), frame.p(0.99)),
+        "p50 <= 2 ms, p99 <= 10 ms",
+    );
+    Ok(())
+}
