@@ -24,6 +24,8 @@ mod idle;
 mod keys;
 mod opts;
 mod presenter;
+#[path = "../../tests/support/process.rs"]
+mod process;
 mod procinfo;
 mod rate;
 mod server;
@@ -111,12 +113,7 @@ async fn run(opts: Opts) -> Result<()> {
         check("idle", r);
     }
     if let Some(mut s) = server.take() {
-        if let Some(log) = &s.log {
-            let errors = std::fs::read_to_string(log)
-                .unwrap_or_default()
-                .lines()
-                .filter(|l| l.contains("ERROR") || l.contains("panicked"))
-                .count();
+        if let Some(errors) = s.error_lines() {
             println!("\nserver log: {errors} error lines");
         }
         s.stop();

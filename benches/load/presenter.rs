@@ -67,18 +67,13 @@ pub async fn part_presenter(ctx: &mut Ctx) -> Result<()> {
     let keys_file = std::env::temp_dir().join(format!("sshbio-load-presenter-{}.pub", std::process::id()));
     std::fs::write(&keys_file, format!("{public}\n"))?;
     let spawned =
-        Server::spawn_with(&ctx.opts, &["--presenter-keys".into(), keys_file.to_string_lossy().into()]);
+        Server::spawn_with(&ctx.opts, true, &["--presenter-keys".into(), keys_file.to_string_lossy().into()]);
     let _ = std::fs::remove_file(&keys_file);
     let mut server = spawned?;
     println!("  server pid {}", server.pid);
     raise_nofile(std::process::id(), n as u64 + 2_000);
     let result = presenter_run(ctx, &server, &key, n, &marks, active_n, hibernated_n).await;
-    if let Some(log) = &server.log {
-        let errors = std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("ERROR") || l.contains("panicked"))
-            .count();
+    if let Some(errors) = server.error_lines() {
         println!("  server log: {errors} error lines");
     }
     server.stop();

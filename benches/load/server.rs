@@ -1,38 +1,51 @@
-//! The server under test: a spawned sshbio process, or an already running server.
+//! The server under test: a spawned sshbio process (started and stopped by the shared
+//! `tests/support/process.rs`), or an already running server given by address and pid.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow};
 
 use crate::opts::Opts;
+use crate::process::{BIN, Process, free_port};
+
+/// Per-address limits far above what one loopback client opens, for the parts that measure
+/// cost rather than admission (all their load comes from 127.0.0.1).
+const RAISED_LIMITS: [&str; 8] = [
+    "--max-connections",
+    "20000",
+    "--max-per-ip",
+    "20000",
+    "--burst-per-ip",
+    "100000",
+    "--rate-per-ip",
+    "100000",
+];
 
 pub struct Server {
+    /// Where the server accepts connections.
     pub addr: SocketAddr,
+    /// The main process; its whole process tree is measured.
     pub pid: u32,
-    pub child: Option<Child>,
-    pub keys: Option<PathBuf>,
-    pub log: Option<PathBuf>,
+    /// The spawned process, or None for `--target`.
+    process: Option<Process>,
+    /// Host key and any other files of a spawned server, removed on stop.
+    dir: Option<PathBuf>,
 }
 
 impl Server {
     pub fn spawn(opts: &Opts) -> Result<Self> {
-        Self::spawn_with(opts, &[])
+        Self::spawn_with(opts, true, &[])
     }
 
-    /// Like [`Server::spawn`], with more server arguments after --server-args.
-    pub fn spawn_with(opts: &Opts, more_args: &[String]) -> Result<Self> {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-            l.local_addr()?.port()
-        };
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-        let dir = std::env::temp_dir().join(format!("sshbio-load-{}-{port}", std::process::id()));
+    /// Like [`Server::spawn`], with more server arguments after --server-args; without
+    /// `raised_limits` the server keeps its own admission defaults.
+    pub fn spawn_with(opts: &Opts, raised_limits: bool, more_args: &[String]) -> Result<Self> {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+        let dir = std::env::temp_dir().join(format!("sshbio-load-{}-{}", std::process::id(), addr.port()));
         std::fs::create_dir_all(&dir)?;
-        let keys = dir.join("keys");
-        let log = dir.join("server.log");
         let content = opts
             .content
             .clone()
@@ -41,35 +54,21 @@ impl Server {
         if let Some(w) = &opts.server_wrapper {
             argv.extend(w.split_whitespace().map(str::to_string));
         }
-        argv.push(match &opts.server_bin {
-            Some(bin) => bin.to_string_lossy().into_owned(),
-            None => env!("CARGO_BIN_EXE_sshbio").into(),
-        });
-        for a in [
-            "--listen",
-            &addr.to_string(),
-            "--keys",
-            &keys.to_string_lossy(),
-            "--content",
-            &content.to_string_lossy(),
-            "--max-connections",
-            "20000",
-            "--max-per-ip",
-            "20000",
-            "--burst-per-ip",
-            "100000",
-            "--rate-per-ip",
-            "100000",
-        ] {
+        argv.push(opts.server_bin.as_ref().map_or(BIN.into(), |bin| bin.to_string_lossy().into_owned()));
+        let keys = dir.join("keys");
+        for a in ["--listen", &addr.to_string(), "--keys", &keys.to_string_lossy()] {
             argv.push(a.to_string());
+        }
+        argv.extend(["--content".to_string(), content.to_string_lossy().into_owned()]);
+        if raised_limits {
+            argv.extend(RAISED_LIMITS.iter().map(|a| a.to_string()));
         }
         if let Some(extra) = &opts.server_args {
             argv.extend(extra.split_whitespace().map(str::to_string));
         }
         argv.extend(more_args.iter().cloned());
-        let logfile = std::fs::File::create(&log)?;
         let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(logfile.try_clone()?).stderr(logfile);
+        cmd.args(&argv[1..]);
         for (k, _) in std::env::vars() {
             if k.starts_with("SSHBIO_") {
                 cmd.env_remove(k);
@@ -79,55 +78,27 @@ impl Server {
             let (k, v) = kv.split_once('=').context("--server-env NAME=VALUE")?;
             cmd.env(k, v);
         }
-        let child = cmd.spawn().with_context(|| format!("spawning {argv:?}"))?;
-        let pid = child.id();
-        let mut server = Self { addr, pid, child: Some(child), keys: Some(dir), log: Some(log) };
-        let deadline =
-            Instant::now() + Duration::from_secs(if opts.server_wrapper.is_some() { 60 } else { 15 });
-        loop {
-            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                break;
-            }
-            if let Some(Ok(Some(status))) = server.child.as_mut().map(Child::try_wait) {
-                bail!("server exited with {status}; log:\n{}", server.log_tail());
-            }
-            if Instant::now() > deadline {
-                bail!("server did not listen on {addr} in time; log:\n{}", server.log_tail());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(server)
+        let limit = Duration::from_secs(if opts.server_wrapper.is_some() { 60 } else { 15 });
+        let process = Process::spawn(cmd, addr, limit).map_err(|e| anyhow!("{argv:?}: {e}"))?;
+        Ok(Self { addr, pid: process.child.id(), process: Some(process), dir: Some(dir) })
     }
 
     pub fn external(addr: SocketAddr, pid: u32) -> Self {
-        Self { addr, pid, child: None, keys: None, log: None }
+        Self { addr, pid, process: None, dir: None }
     }
 
-    pub fn log_tail(&self) -> String {
-        let Some(log) = &self.log else { return String::new() };
-        let s = std::fs::read_to_string(log).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+    /// Lines of the spawned server's log that report an error or a panic (None for --target).
+    pub fn error_lines(&self) -> Option<usize> {
+        let log = self.process.as_ref()?.log();
+        Some(log.lines().filter(|l| l.contains("ERROR") || l.contains("panicked")).count())
     }
 
     /// SIGTERM, then SIGKILL after 10 s.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-                    _ => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                }
-            }
+        if let Some(mut process) = self.process.take() {
+            process.terminate(Duration::from_secs(10));
         }
-        if let Some(dir) = self.keys.take() {
+        if let Some(dir) = self.dir.take() {
             let _ = std::fs::remove_dir_all(dir);
         }
     }

@@ -2,14 +2,11 @@
 //! go through a vt100 terminal emulator, so tests read the screen the way a visitor would.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::num::NonZeroU16;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use std::time::Instant;
 
 use russh::client;
 use russh::keys::{PublicKey, PublicKeyOrCertificate};
@@ -333,86 +330,12 @@ pub fn ssh_args(addr: SocketAddr, user: &str) -> Vec<String> {
     ]
 }
 
-pub fn have(program: &str) -> bool {
-    std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 // ---- The real binary, as a separate process ----
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_sshbio");
-
-pub fn sshbio(args: &[&str]) -> std::process::Output {
-    Command::new(BIN).args(args).env_remove("SSHBIO_LOG").output().unwrap()
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A server process; killed when dropped.
-pub struct Process {
-    pub child: Child,
-    pub addr: std::net::SocketAddr,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Process {
-    pub fn start(dir: &Path, extra: &[&str]) -> Self {
-        let port = free_port();
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut child = Command::new(BIN)
-            .args(["--listen", &addr.to_string(), "--content"])
-            .arg(dir.join("content.toml"))
-            .arg("--keys")
-            .arg(dir.join("keys"))
-            .args(extra)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let deadline = Instant::now() + WAIT;
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "server did not start: {}", log.lock().unwrap());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, addr, log }
-    }
-
-    pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    pub fn signal(&self, signal: &str) {
-        Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().unwrap();
-    }
-
-    pub fn wait_log(&self, needle: &str) {
-        let deadline = Instant::now() + WAIT;
-        while !self.log().contains(needle) {
-            assert!(Instant::now() < deadline, "log never showed {needle:?}:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "../support/process.rs"]
+mod process;
+#[allow(unused_imports)] // each test file uses a different subset
+pub use process::{BIN, Process, free_port, have, sshbio};
 
 pub fn workdir(name: &str) -> PathBuf {
     let dir = temp_dir(&format!("cli-{name}"));
