@@ -43,9 +43,9 @@ pub async fn part_idle(ctx: &mut Ctx, server_slot: &mut Option<Server>) -> Resul
         raise_nofile(server.pid, n as u64 + 2_000);
         println!("\n[idle] {n} open idle 80x24 sessions ({window} s quiet window)");
         warm_up(ctx, server, 3).await?;
-        let base_processes = usage(server.pid, ctx.tck).processes;
-        settle(server, base_processes, ctx.tck).await;
-        let base = usage(server.pid, ctx.tck);
+        let base_processes = usage(server.pid).processes;
+        settle(server, base_processes).await;
+        let base = usage(server.pid);
         let shared = Arc::new(IdleShared {
             data_bytes: AtomicU64::new(0),
             closed: AtomicUsize::new(0),
@@ -122,16 +122,16 @@ pub async fn part_idle(ctx: &mut Ctx, server_slot: &mut Option<Server>) -> Resul
         // session's cell buffers after a few seconds) run before memory is read.
         let settle_s = ctx.opts.idle_settle;
         tokio::time::sleep(Duration::from_secs_f64(settle_s)).await;
-        let u0 = usage(server.pid, ctx.tck);
+        let u0 = usage(server.pid);
         let (d0, rx0, tx0) = (
             shared.data_bytes.load(Ordering::Relaxed),
             shared.wire.rx.load(Ordering::Relaxed),
             shared.wire.tx.load(Ordering::Relaxed),
         );
-        let client_cpu0 = self_cpu_s(ctx.tck);
+        let client_cpu0 = self_cpu_s();
         tokio::time::sleep(Duration::from_secs_f64(window)).await;
-        let client_cpu1 = self_cpu_s(ctx.tck);
-        let u1 = usage(server.pid, ctx.tck);
+        let client_cpu1 = self_cpu_s();
+        let u1 = usage(server.pid);
         let (d1, rx1, tx1) = (
             shared.data_bytes.load(Ordering::Relaxed),
             shared.wire.rx.load(Ordering::Relaxed),
@@ -159,11 +159,11 @@ pub async fn part_idle(ctx: &mut Ctx, server_slot: &mut Option<Server>) -> Resul
         let long = ctx.opts.idle_long();
         let mut keepalive = Value::Null;
         if long > 0.0 {
-            let l0 = usage(server.pid, ctx.tck);
+            let l0 = usage(server.pid);
             let (rx0, tx0) = (shared.wire.rx.load(Ordering::Relaxed), shared.wire.tx.load(Ordering::Relaxed));
             let d0 = shared.data_bytes.load(Ordering::Relaxed);
             tokio::time::sleep(Duration::from_secs_f64(long)).await;
-            let l1 = usage(server.pid, ctx.tck);
+            let l1 = usage(server.pid);
             let (rx1, tx1) = (shared.wire.rx.load(Ordering::Relaxed), shared.wire.tx.load(Ordering::Relaxed));
             let d1 = shared.data_bytes.load(Ordering::Relaxed);
             let cpu_ms = (l1.cpu_live_s - l0.cpu_live_s) * 1e3;
@@ -182,7 +182,7 @@ pub async fn part_idle(ctx: &mut Ctx, server_slot: &mut Option<Server>) -> Resul
         let mut churn = Value::Null;
         if churn_rate > 0.0 {
             let secs = ctx.opts.idle_churn_secs;
-            let c0 = usage(server.pid, ctx.tck);
+            let c0 = usage(server.pid);
             let (cd0, crx0) =
                 (shared.data_bytes.load(Ordering::Relaxed), shared.wire.rx.load(Ordering::Relaxed));
             let started = Instant::now();
@@ -222,7 +222,7 @@ pub async fn part_idle(ctx: &mut Ctx, server_slot: &mut Option<Server>) -> Resul
             }
             // Let the last count change reach everyone.
             tokio::time::sleep(Duration::from_millis(1500)).await;
-            let c1 = usage(server.pid, ctx.tck);
+            let c1 = usage(server.pid);
             let (cd1, crx1) =
                 (shared.data_bytes.load(Ordering::Relaxed), shared.wire.rx.load(Ordering::Relaxed));
             let elapsed = started.elapsed().as_secs_f64();
@@ -262,8 +262,8 @@ pub async fn part_idle(ctx: &mut Ctx, server_slot: &mut Option<Server>) -> Resul
             }
         }
         let quit_ok = shared.quit_ok.load(Ordering::Relaxed);
-        settle(server, base_processes, ctx.tck).await;
-        let after = usage(server.pid, ctx.tck);
+        settle(server, base_processes).await;
+        let after = usage(server.pid);
         println!(
             "  closed {quit_ok}/{opened_n} cleanly in {:.1} s ({unfinished} unfinished); server after: {} KiB RSS, {} KiB PSS",
             close_started.elapsed().as_secs_f64(),

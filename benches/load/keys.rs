@@ -46,7 +46,7 @@ pub async fn part_keys(ctx: &mut Ctx, server: &Server) -> Result<()> {
     let mut wire_rx = Vec::with_capacity(n);
     let mut wire_tx = Vec::with_capacity(n);
     let mut missing = 0;
-    let cpu0 = usage(server.pid, ctx.tck);
+    let cpu0 = usage(server.pid);
     let started = Instant::now();
     for i in 0..n {
         let key: &[u8] = if i % 2 == 0 { b"j" } else { b"k" };
@@ -91,7 +91,7 @@ pub async fn part_keys(ctx: &mut Ctx, server: &Server) -> Result<()> {
             break;
         }
     }
-    let cpu1 = usage(server.pid, ctx.tck);
+    let cpu1 = usage(server.pid);
     // Server CPU per redrawn key (decoding, the app, ratatui's diff, encoding, the channel).
     let cpu_us = (cpu1.cpu_live_s - cpu0.cpu_live_s) * 1e6 / latencies.len().max(1) as f64;
     s.quit().await?;

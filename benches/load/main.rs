@@ -43,7 +43,7 @@ use tokio::time::timeout;
 use crate::client::client_config;
 use crate::ctx::{Ctx, warm_up};
 use crate::opts::Opts;
-use crate::procinfo::{clk_tck, loadavg, usage};
+use crate::procinfo::{loadavg, usage};
 use crate::server::Server;
 
 /// Longest any single step of a session may take.
@@ -53,10 +53,8 @@ const NAME: &str = "Liz Rice";
 const FOOTER: &str = "quit";
 
 async fn run(opts: Opts) -> Result<()> {
-    let tck = clk_tck();
     let config = client_config(&opts)?;
-    let mut ctx =
-        Ctx { opts: opts.clone(), config, tck, results: serde_json::Map::new(), summary: Vec::new() };
+    let mut ctx = Ctx { opts: opts.clone(), config, results: serde_json::Map::new(), summary: Vec::new() };
     let mut server = Some(match (opts.target, opts.server_pid) {
         (Some(addr), Some(pid)) => Server::external(addr, pid),
         (Some(_), None) => bail!("--target needs --server-pid"),
@@ -75,7 +73,7 @@ async fn run(opts: Opts) -> Result<()> {
         );
         println!("load average: {}", loadavg());
         warm_up(&ctx, s, 5).await?;
-        let u = usage(s.pid, tck);
+        let u = usage(s.pid);
         println!(
             "server after warm-up: {} KiB RSS, {} KiB PSS, {} processes",
             u.rss_kib, u.pss_kib, u.processes

@@ -207,7 +207,7 @@ pub async fn presenter_run(
             continue;
         }
         let mut s = PressSeries::default();
-        let u0 = usage(server.pid, ctx.tck);
+        let u0 = usage(server.pid);
         let (fb0, pb0) = (follower_bytes.load(Ordering::Relaxed), presenter_bytes.load(Ordering::Relaxed));
         let mut cpu_ms = 0.0;
         for _ in 0..count {
@@ -216,7 +216,7 @@ pub async fn presenter_run(
             }
             let page = (idx + 1) % marks.len();
             let (title, words) = &marks[page];
-            let c0 = usage(server.pid, ctx.tck).cpu_live_s;
+            let c0 = usage(server.pid).cpu_live_s;
             let t0 = Instant::now();
             press_tx.send_replace(Some(Press {
                 idx,
@@ -243,7 +243,7 @@ pub async fn presenter_run(
             }
             // Let the rest of the frames arrive, then read the server's CPU for this press.
             tokio::time::sleep(Duration::from_secs_f64(gap_after)).await;
-            cpu_ms += (usage(server.pid, ctx.tck).cpu_live_s - c0) * 1e3;
+            cpu_ms += (usage(server.pid).cpu_live_s - c0) * 1e3;
             if shown.len() == n {
                 s.all.push(shown.iter().map(|x| x.1).fold(0.0, f64::max));
             } else {
@@ -259,7 +259,7 @@ pub async fn presenter_run(
             s.presses += 1;
             idx += 1;
         }
-        let u1 = usage(server.pid, ctx.tck);
+        let u1 = usage(server.pid);
         let follower_b = (follower_bytes.load(Ordering::Relaxed) - fb0) as f64 / (count * n) as f64;
         let presenter_b = (presenter_bytes.load(Ordering::Relaxed) - pb0) as f64 / count as f64;
         let (all, screen, first, own) = (

@@ -21,11 +21,11 @@ pub async fn part_rate(ctx: &mut Ctx, server: &Server) -> Result<()> {
         "\n[rate] full sessions (connect .. first frame .. q .. exit-status + close), {secs} s or {max} sessions per level"
     );
     let mut levels = Vec::new();
-    let base_processes = usage(server.pid, ctx.tck).processes;
+    let base_processes = usage(server.pid).processes;
     for parallel in ctx.opts.parallel_levels() {
-        settle(server, base_processes, ctx.tck).await;
-        let before = usage(server.pid, ctx.tck);
-        let client_before = self_cpu_s(ctx.tck);
+        settle(server, base_processes).await;
+        let before = usage(server.pid);
+        let client_before = self_cpu_s();
         let started = Instant::now();
         let deadline = started + Duration::from_secs_f64(secs);
         let issued = Arc::new(AtomicUsize::new(0));
@@ -66,9 +66,9 @@ pub async fn part_rate(ctx: &mut Ctx, server: &Server) -> Result<()> {
             errors += e;
         }
         let wall = started.elapsed().as_secs_f64();
-        let client_cpu = self_cpu_s(ctx.tck) - client_before;
-        settle(server, base_processes, ctx.tck).await;
-        let after = usage(server.pid, ctx.tck);
+        let client_cpu = self_cpu_s() - client_before;
+        settle(server, base_processes).await;
+        let after = usage(server.pid);
         let n = durations.len();
         let cpu_ms = (after.cpu_s - before.cpu_s) * 1e3 / n.max(1) as f64;
         let rate = n as f64 / wall;
