@@ -119,8 +119,9 @@ pub async fn connect_presenter(
     let tcp = timeout(STEP, TcpStream::connect(addr)).await.context("tcp connect timeout")??;
     tcp.set_nodelay(true)?;
     let stream = Counted { inner: tcp, wire: Arc::default() };
-    let mut handle =
-        timeout(STEP, client::connect_stream(config, stream, Client)).await.context("kex timeout")??;
+    let mut handle = timeout(STEP, client::connect_stream(config, stream, Client::default()))
+        .await
+        .context("kex timeout")??;
     let auth = timeout(
         STEP,
         handle.authenticate_publickey(

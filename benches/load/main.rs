@@ -10,9 +10,13 @@
 //! 5. `ssh`:   the first frame as the real OpenSSH client sees it (`ssh -tt` under `script`);
 //! 6. `presenter`: follow mode. A presenter (`present@` with an Ed25519 key listed in
 //!    `--presenter-keys`) presses section keys; times each key -> every follower's screen
-//!    showing the new section.
+//!    showing the new section;
+//! 7. `keynote`: a room of visitors arrives at a rate from several loopback addresses (NAT
+//!    addresses), all following a presenter who moves every few seconds; admission, first
+//!    frames while the room arrives, each move's latency and CPU per follower, the idle room's
+//!    cost while the count changes, memory, and the clients' own CPU. Only when named.
 //!
-//! Usage: `cargo bench --bench load -- [--quick] [--parts first,rate,idle,keys,ssh,presenter] [...]`;
+//! Usage: `cargo bench --bench load -- [--quick] [--parts first,rate,idle,keys,ssh,presenter,keynote] [...]`;
 //! `--help` lists every option. Loopback only; every wait is bounded; it stops by itself.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -21,6 +25,7 @@ mod ctx;
 mod first;
 mod follow;
 mod idle;
+mod keynote;
 mod keys;
 mod opts;
 mod presenter;
@@ -30,6 +35,7 @@ mod procinfo;
 mod rate;
 mod server;
 mod ssh;
+mod stage;
 mod stats;
 
 use std::collections::HashSet;
@@ -102,6 +108,10 @@ async fn run(opts: Opts) -> Result<()> {
         let r = presenter::part_presenter(&mut ctx).await;
         check("presenter", r);
     }
+    if opts.has("keynote") {
+        let r = keynote::part_keynote(&mut ctx).await;
+        check("keynote", r);
+    }
     if opts.has("rate") {
         let r = rate::part_rate(&mut ctx, server.as_ref().unwrap()).await;
         check("rate", r);
@@ -137,9 +147,9 @@ async fn run(opts: Opts) -> Result<()> {
 fn main() -> std::process::ExitCode {
     let opts = Opts::parse();
     let known: HashSet<&str> =
-        ["first", "rate", "idle", "keys", "ssh", "presenter", "all"].into_iter().collect();
+        ["first", "rate", "idle", "keys", "ssh", "presenter", "keynote", "all"].into_iter().collect();
     if let Some(bad) = opts.parts.iter().find(|p| !known.contains(p.as_str())) {
-        eprintln!("unknown part {bad}; parts are first, rate, idle, keys, ssh, presenter");
+        eprintln!("unknown part {bad}; parts are first, rate, idle, keys, ssh, presenter, keynote");
         return std::process::ExitCode::FAILURE;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
