@@ -93,6 +93,11 @@ pub fn self_cpu_s() -> f64 {
     Process::myself().and_then(|p| p.stat()).map_or(0.0, |s| (s.utime + s.stime) as f64 / tck())
 }
 
+/// CPU of this process's live threads, seconds (ns resolution, for windows of milliseconds).
+pub fn self_cpu_live_s() -> f64 {
+    Process::myself().map_or(0.0, |p| cpu_ns_threads(&p) as f64 / 1e9)
+}
+
 /// The 1/5/15-minute load averages: other work on the machine skews every figure.
 pub fn loadavg() -> String {
     LoadAverage::current().map(|l| format!("{:.2} {:.2} {:.2}", l.one, l.five, l.fifteen)).unwrap_or_default()

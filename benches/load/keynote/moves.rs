@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::Plan;
 use crate::ctx::Ctx;
-use crate::procinfo::{self_cpu_s, usage};
+use crate::procinfo::{self_cpu_live_s, usage};
 use crate::stage::{Outcome, Presenter, Room};
 use crate::stats::Dist;
 
@@ -53,12 +53,12 @@ impl Moves {
             tokio::time::sleep(Duration::from_secs_f64(plan.move_every)).await;
             let page = (idx + 1) % marks.len();
             let (title, words) = &marks[page];
-            let (c0, k0) = (usage(pid).cpu_live_s, self_cpu_s());
+            let (c0, k0) = (usage(pid).cpu_live_s, self_cpu_live_s());
             let out = presenter.press(room, idx, (page, title, words), open, MOVE_WAIT).await?;
             // Let the rest of the frames arrive, then read the CPU this move cost.
             tokio::time::sleep(Duration::from_millis(300)).await;
             m.server_cpu_ms += (usage(pid).cpu_live_s - c0) * 1e3;
-            m.client_cpu_ms += (self_cpu_s() - k0) * 1e3;
+            m.client_cpu_ms += (self_cpu_live_s() - k0) * 1e3;
             m.add(&out, open);
             open -= out.closed.len().min(open);
         }
