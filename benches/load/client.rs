@@ -24,12 +24,16 @@ use crate::{FOOTER, NAME, STEP};
 /// Bytes on the wire (encrypted), shared by one or many connections.
 #[derive(Default, Debug)]
 pub struct Wire {
+    /// Bytes received.
     pub rx: AtomicU64,
+    /// Bytes sent.
     pub tx: AtomicU64,
 }
 
 pub struct Counted<S> {
+    /// The TCP stream.
     pub inner: S,
+    /// Where its bytes are counted.
     pub wire: Arc<Wire>,
 }
 
@@ -142,11 +146,17 @@ pub fn client_config(opts: &Opts) -> Result<Arc<client::Config>> {
 /// Milliseconds from the TCP connect to each step of setting up a session.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Phases {
+    /// TCP connected.
     pub tcp: f64,
+    /// Key exchange done.
     pub kex: f64,
+    /// `auth none` accepted.
     pub auth: f64,
+    /// Session channel open.
     pub open: f64,
+    /// First byte of channel data.
     pub first_byte: f64,
+    /// The first complete screen.
     pub frame: f64,
 }
 
@@ -183,13 +193,21 @@ pub async fn tcp_connect(addr: SocketAddr, source: Option<IpAddr>) -> Result<Tcp
 }
 
 pub struct Session {
+    /// The connection, for the disconnect.
     pub handle: client::Handle<Client>,
+    /// The session channel (pty + shell).
     pub channel: russh::Channel<client::Msg>,
+    /// The screen as a terminal would show it.
     pub vt: vt100::Parser,
+    /// Every byte of channel data, when `keep_raw` (for --dump-frame).
     pub raw: Vec<u8>,
+    /// Whether `raw` is kept (off for the parts that hold many sessions).
     pub keep_raw: bool,
+    /// Channel data received so far (stdout and stderr).
     pub data_bytes: u64,
+    /// The server's exit-status, once sent.
     pub exit_status: Option<u32>,
+    /// The channel is gone.
     pub closed: bool,
 }
 

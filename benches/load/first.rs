@@ -15,7 +15,9 @@ use crate::stats::Dist;
 /// What the sequential sessions showed.
 #[derive(Default)]
 struct Sequential {
+    /// Each successful session, in order.
     phases: Vec<Phases>,
+    /// Sessions that failed to open or to quit cleanly.
     errors: usize,
     /// Channel data of the last first frame.
     frame_bytes: u64,

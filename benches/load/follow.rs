@@ -27,7 +27,9 @@ pub const PRESENTER: usize = usize::MAX;
 /// One press of the presenter, announced to every watcher just before the key is sent.
 #[derive(Clone)]
 pub struct Press {
+    /// Which press (0, 1, ...).
     pub idx: usize,
+    /// When the key was sent.
     pub t0: Instant,
     /// The top border of the text box with the new section's title, e.g. `╭ eBPF `.
     pub title: Arc<str>,
@@ -52,14 +54,23 @@ pub enum WatchEvent {
 /// One screen in the presenter part (a follower's or the presenter's): a vt100 emulator and
 /// what has been reported for the current press.
 pub struct Watcher {
+    /// Follower 0..N, or [`PRESENTER`].
     pub who: usize,
+    /// The banner that shows this screen follows (or presents).
     pub banner: &'static str,
+    /// The banner was reported.
     pub banner_seen: bool,
+    /// The press whose first byte was timed.
     pub first_for: Option<usize>,
+    /// Key -> first byte of that press, ms.
     pub first_ms: f64,
+    /// The press whose section was reported on screen.
     pub shown_for: Option<usize>,
+    /// The press being timed.
     pub press: watch::Receiver<Option<Press>>,
+    /// Where this screen reports.
     pub events: tokio::sync::mpsc::UnboundedSender<WatchEvent>,
+    /// Channel data received, summed with the other screens.
     pub bytes: Arc<AtomicU64>,
 }
 

@@ -47,9 +47,13 @@ impl IdleShared {
 
 /// The idle sessions of one level, each held by a task until told to stop.
 struct Hold {
+    /// What the sessions count.
     shared: Arc<IdleShared>,
+    /// One per session.
     tasks: Vec<JoinHandle<()>>,
+    /// Tells every session to quit.
     stop_tx: watch::Sender<bool>,
+    /// Sessions on screen once opening ended.
     opened: usize,
 }
 
@@ -211,14 +215,23 @@ async fn hold_one(
 
 /// Memory per session, then the quiet window's CPU and bytes.
 struct Quiet {
+    /// The server's usage when the quiet window starts.
     u0: Usage,
+    /// RSS per held session, KiB.
     rss_per: f64,
+    /// PSS per held session, KiB.
     pss_per: f64,
+    /// Server CPU in the window (live threads), ms.
     cpu_ms: f64,
+    /// The same by clock ticks, ms.
     ticks_ms: f64,
+    /// Channel data the sessions received in the window.
     data: u64,
+    /// Wire bytes they received.
     rx: u64,
+    /// Wire bytes they sent.
     tx: u64,
+    /// Seconds of the window.
     window: f64,
 }
 

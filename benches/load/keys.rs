@@ -18,9 +18,13 @@ use crate::stats::{Dist, ms};
 /// Per key: latency to the first byte of the redraw, and the bytes of the whole redraw.
 #[derive(Default)]
 struct Strokes {
+    /// Key -> first byte of the redraw, ms.
     latency: Dist,
+    /// Channel data of the whole redraw.
     bytes: Dist,
+    /// Wire bytes received for it.
     wire_rx: Dist,
+    /// Wire bytes sent for it (the key).
     wire_tx: Dist,
     /// Keys that brought no redraw within 2 s.
     missing: usize,

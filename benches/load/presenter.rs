@@ -23,7 +23,9 @@ use crate::stats::{Dist, ms};
 /// One series of presses: active followers (presses close together), or hibernated ones
 /// (each press after enough quiet for every screen to free its buffers).
 struct Phase {
+    /// How the output names the series.
     name: &'static str,
+    /// Presses in the series.
     count: usize,
     /// Seconds of quiet before each press.
     gap_before: f64,
@@ -44,6 +46,7 @@ struct PressSeries {
     presenter: Dist,
     /// Follower screens that did not show the section within 5 s.
     missing: usize,
+    /// Presses made.
     presses: usize,
     /// Server CPU over all presses, ms.
     cpu_ms: f64,
@@ -51,8 +54,11 @@ struct PressSeries {
 
 /// What every press of the part uses.
 struct Show<'a> {
+    /// Whose CPU is read per press.
     server: &'a Server,
+    /// Who presses.
     presenter: &'a Presenter,
+    /// The sections a press moves to.
     marks: &'a [(String, String)],
     /// Followers.
     n: usize,

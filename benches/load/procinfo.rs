@@ -69,8 +69,11 @@ pub struct Usage {
     pub cpu_s: f64,
     /// CPU of live threads in the tree, seconds (ns resolution).
     pub cpu_live_s: f64,
+    /// Resident memory, KiB.
     pub rss_kib: u64,
+    /// Proportional share of memory (fair for sshd's forked children), KiB.
     pub pss_kib: u64,
+    /// Processes in the tree.
     pub processes: usize,
 }
 

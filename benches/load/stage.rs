@@ -104,15 +104,21 @@ impl Room {
 /// screen), the presenter's own screen, and the followers whose channel closed meanwhile.
 #[derive(Default)]
 pub struct Outcome {
+    /// Per follower that showed it: (ms to the first byte, ms to the section on screen).
     pub shown: Vec<(f64, f64)>,
+    /// Key -> the presenter's own screen shows it, ms.
     pub presenter_ms: Option<f64>,
+    /// Followers whose channel closed meanwhile.
     pub closed: Vec<usize>,
 }
 
 /// The presenter's connection: keys go through the write half, a task drains the screen.
 pub struct Presenter {
+    /// The connection, for the disconnect.
     handle: client::Handle<Client>,
+    /// Where the keys go.
     write: ChannelWriteHalf<client::Msg>,
+    /// Drains the presenter's screen; returns its exit status.
     reader: JoinHandle<Option<u32>>,
 }
 

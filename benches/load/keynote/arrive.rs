@@ -38,14 +38,19 @@ pub struct Wave {
     pub visitors: usize,
     /// TCP connect -> first complete screen of each admitted visitor, ms.
     pub first_ms: Dist,
+    /// Visitors whose first frame showed them following.
     pub admitted: usize,
     /// Refused or failed visitors by the first line of the error.
     pub refused: BTreeMap<String, usize>,
     /// From the first arrival to the last answer.
     pub seconds: f64,
+    /// Server CPU during the wave (live threads), ms.
     pub server_cpu_ms: f64,
+    /// This process's CPU during the wave, ms.
     pub client_cpu_ms: f64,
+    /// Server RSS before the first arrival.
     pub rss_kib_before: u64,
+    /// Server RSS after the last answer.
     pub rss_kib_after: u64,
 }
 
@@ -72,14 +77,21 @@ impl Wave {
 
 /// The audience: everyone who has arrived so far and the tasks that hold their screens.
 pub struct Crowd {
+    /// Where the visitors connect.
     server: SocketAddr,
+    /// Whose CPU and memory each wave reads.
     server_pid: u32,
+    /// The russh client configuration (--kex, --cipher).
     config: Arc<client::Config>,
+    /// The SSH user name.
     user: Arc<str>,
+    /// Local addresses, used in turn.
     sources: Vec<IpAddr>,
     /// One task per admitted visitor; true when it quit cleanly.
     tasks: Vec<JoinHandle<bool>>,
+    /// Cloned into every visitor task.
     results_tx: UnboundedSender<Arrival>,
+    /// How each arrival ended.
     results: UnboundedReceiver<Arrival>,
     /// Visitors so far (the next one's id).
     arrived: usize,

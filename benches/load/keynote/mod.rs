@@ -23,11 +23,17 @@ use moves::Moves;
 
 /// What the options ask of this part.
 struct Plan {
+    /// The room (--visitors).
     visitors: usize,
+    /// Arrivals per second (--arrival-rate).
     rate: f64,
+    /// The presenter's moves (--moves).
     moves: usize,
+    /// Seconds between moves (--move-every).
     move_every: f64,
+    /// Seconds of late arrivals (--late-secs).
     late_secs: f64,
+    /// Late arrivals per second (--late-rate).
     late_rate: f64,
 }
 
@@ -141,6 +147,7 @@ fn report_arrival(w: &Wave) {
 struct Late {
     /// The room the late visitors join (admitted in the main wave).
     room: usize,
+    /// The late arrivals (None when skipped).
     wave: Option<Wave>,
     /// Channel data the whole room received in the window.
     bytes: u64,

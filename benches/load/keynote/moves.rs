@@ -26,6 +26,7 @@ pub struct Moves {
     screen: Dist,
     /// Per move: key -> the presenter's own screen shows it.
     presenter: Dist,
+    /// Moves made.
     moves: usize,
     /// Follower screens that did not show a move within MOVE_WAIT.
     missing: usize,
@@ -33,7 +34,9 @@ pub struct Moves {
     closed: usize,
     /// Followers summed over moves (the divisor for per-follower CPU).
     follower_moves: usize,
+    /// Server CPU over all moves (live threads), ms.
     server_cpu_ms: f64,
+    /// This process's CPU over all moves (live threads), ms.
     client_cpu_ms: f64,
 }
 
