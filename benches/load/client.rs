@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU16;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,12 +11,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use russh::client::DisconnectReason;
 use russh::keys::PublicKeyOrCertificate;
-use russh::{ChannelMsg, Disconnect, client};
+use russh::{Disconnect, client};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
 
 use crate::opts::Opts;
+use crate::screen::Screen;
 use crate::stats::ms;
 use crate::{FOOTER, NAME, STEP};
 
@@ -195,20 +195,8 @@ pub async fn tcp_connect(addr: SocketAddr, source: Option<IpAddr>) -> Result<Tcp
 pub struct Session {
     /// The connection, for the disconnect.
     pub handle: client::Handle<Client>,
-    /// The session channel (pty + shell).
-    pub channel: russh::Channel<client::Msg>,
-    /// The screen as a terminal would show it.
-    pub vt: vt100::Parser,
-    /// Every byte of channel data, when `keep_raw` (for --dump-frame).
-    pub raw: Vec<u8>,
-    /// Whether `raw` is kept (off for the parts that hold many sessions).
-    pub keep_raw: bool,
-    /// Channel data received so far (stdout and stderr).
-    pub data_bytes: u64,
-    /// The server's exit-status, once sent.
-    pub exit_status: Option<u32>,
-    /// The channel is gone.
-    pub closed: bool,
+    /// The session channel and what it showed, through a vt100 (shared with the tests).
+    pub screen: Screen,
 }
 
 impl Session {
@@ -275,17 +263,9 @@ impl Session {
     ) -> Result<Self> {
         channel.request_pty(true, "xterm-256color", u32::from(cols), u32::from(rows), 0, 0, &[]).await?;
         channel.request_shell(true).await?;
-        let vt = vt100::Parser::new(NonZeroU16::new(rows).unwrap(), NonZeroU16::new(cols).unwrap(), 0);
-        Ok(Self {
-            handle,
-            channel,
-            vt,
-            raw: Vec::new(),
-            keep_raw,
-            data_bytes: 0,
-            exit_status: None,
-            closed: false,
-        })
+        let mut screen = Screen::new(channel, cols, rows);
+        screen.keep_raw = keep_raw;
+        Ok(Self { handle, screen })
     }
 
     /// Reads until `ready` holds for the screen; returns the time from `t0` to the first byte.
@@ -293,54 +273,36 @@ impl Session {
         let mut first_byte = None;
         let deadline = tokio::time::Instant::now() + STEP;
         loop {
-            let msg = tokio::time::timeout_at(deadline, self.channel.wait())
-                .await
-                .map_err(|_| anyhow!("no first frame in time; screen:\n{}", self.vt.screen().contents()))?;
-            let was = self.data_bytes;
-            if !self.absorb(msg) {
-                bail!("channel closed before the first frame; screen:\n{}", self.vt.screen().contents());
+            let msg = tokio::time::timeout_at(deadline, self.screen.channel.wait()).await.map_err(|_| {
+                anyhow!("no first frame in time; screen:\n{}", self.screen.vt.screen().contents())
+            })?;
+            let was = self.screen.received;
+            if !self.screen.absorb(msg) {
+                bail!(
+                    "channel closed before the first frame; screen:\n{}",
+                    self.screen.vt.screen().contents()
+                );
             }
-            if self.data_bytes > was {
+            if self.screen.received > was {
                 first_byte.get_or_insert_with(|| t0.elapsed());
-                if ready(&self.vt.screen().contents()) {
+                if ready(&self.screen.vt.screen().contents()) {
                     return Ok(first_byte.unwrap_or_default());
                 }
             }
         }
     }
 
-    /// Takes one channel message; false once the channel is gone.
-    pub fn absorb(&mut self, msg: Option<ChannelMsg>) -> bool {
-        match msg {
-            Some(ChannelMsg::Data { data }) => {
-                self.data_bytes += data.len() as u64;
-                if self.keep_raw {
-                    self.raw.extend_from_slice(&data);
-                }
-                self.vt.process(&data);
-            }
-            Some(ChannelMsg::ExtendedData { data, .. }) => self.data_bytes += data.len() as u64,
-            Some(ChannelMsg::ExitStatus { exit_status }) => self.exit_status = Some(exit_status),
-            Some(ChannelMsg::Close) | None => {
-                self.closed = true;
-                return false;
-            }
-            Some(_) => {}
-        }
-        true
-    }
-
     /// Sends `q`, waits for exit-status and close, then disconnects.
     pub async fn quit(mut self) -> Result<()> {
-        self.channel.data_bytes(&b"q"[..]).await?;
+        self.screen.channel.data_bytes(&b"q"[..]).await?;
         let deadline = tokio::time::Instant::now() + STEP;
-        while !self.closed {
-            let msg = tokio::time::timeout_at(deadline, self.channel.wait())
+        while !self.screen.closed {
+            let msg = tokio::time::timeout_at(deadline, self.screen.channel.wait())
                 .await
-                .map_err(|_| anyhow!("no close after q; screen:\n{}", self.vt.screen().contents()))?;
-            self.absorb(msg);
+                .map_err(|_| anyhow!("no close after q; screen:\n{}", self.screen.vt.screen().contents()))?;
+            self.screen.absorb(msg);
         }
-        let status = self.exit_status;
+        let status = self.screen.exit_status;
         let _ = timeout(Duration::from_secs(2), self.handle.disconnect(Disconnect::ByApplication, "", "en"))
             .await;
         if status != Some(0) {

@@ -75,10 +75,10 @@ async fn sessions(ctx: &Ctx, server: &Server, n: usize) -> Result<Sequential> {
         {
             Ok((s, p)) => {
                 seq.phases.push(p);
-                seq.frame_bytes = s.data_bytes;
+                seq.frame_bytes = s.screen.received;
                 seq.frame_wire = (wire.rx.load(Ordering::Relaxed), wire.tx.load(Ordering::Relaxed));
                 if let (true, Some(path)) = (dump, &ctx.opts.dump_frame) {
-                    std::fs::write(path, &s.raw)?;
+                    std::fs::write(path, &s.screen.raw)?;
                 }
                 if let Err(e) = s.quit().await {
                     seq.errors += 1;

@@ -105,14 +105,14 @@ impl Watcher {
 pub async fn follow(mut s: Session, mut w: Watcher, mut stop: watch::Receiver<bool>) -> bool {
     loop {
         tokio::select! {
-            msg = s.channel.wait() => {
-                let was = s.data_bytes;
-                if !s.absorb(msg) {
+            msg = s.screen.channel.wait() => {
+                let was = s.screen.received;
+                if !s.screen.absorb(msg) {
                     let _ = w.events.send(WatchEvent::Closed(w.who));
                     return false;
                 }
-                if s.data_bytes > was {
-                    w.on_data(&s.vt, s.data_bytes - was);
+                if s.screen.received > was {
+                    w.on_data(&s.screen.vt, s.screen.received - was);
                 }
             }
             _ = stop.wait_for(|stop| *stop) => break,

@@ -189,18 +189,18 @@ async fn hold_one(
         }
     };
     // Free the emulator: the client side of an idle session only counts bytes now.
-    s.vt = vt100::Parser::new(NonZeroU16::new(1).unwrap(), NonZeroU16::new(1).unwrap(), 0);
+    s.screen.vt = vt100::Parser::new(NonZeroU16::new(1).unwrap(), NonZeroU16::new(1).unwrap(), 0);
     shared.opened.fetch_add(1, Ordering::Relaxed);
     drop(permit);
     loop {
         tokio::select! {
-            msg = s.channel.wait() => {
+            msg = s.screen.channel.wait() => {
                 let len = match &msg {
                     Some(ChannelMsg::Data { data }) | Some(ChannelMsg::ExtendedData { data, .. }) => data.len() as u64,
                     _ => 0,
                 };
                 shared.data_bytes.fetch_add(len, Ordering::Relaxed);
-                if !s.absorb(msg) {
+                if !s.screen.absorb(msg) {
                     shared.closed.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
@@ -381,7 +381,7 @@ async fn arrivals(
                 stayers.push(tokio::spawn(async move {
                     loop {
                         tokio::select! {
-                            msg = v.channel.wait() => if !v.absorb(msg) { return },
+                            msg = v.screen.channel.wait() => if !v.screen.absorb(msg) { return },
                             _ = leave.wait_for(|l| *l) => break,
                         }
                     }

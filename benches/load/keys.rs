@@ -56,17 +56,17 @@ async fn open_section_6(ctx: &Ctx, server: &Server, size: (u16, u16), wire: Arc<
     let (mut s, _) =
         Session::open(server.addr, ctx.config.clone(), &ctx.opts.user, size, wire, false).await?;
     // Go to section 6, wait for its tab to show.
-    s.channel.data_bytes(&b"6"[..]).await?;
+    s.screen.channel.data_bytes(&b"6"[..]).await?;
     let deadline = tokio::time::Instant::now() + STEP;
-    while !s.vt.screen().contents().contains("6/") {
-        let msg = tokio::time::timeout_at(deadline, s.channel.wait())
+    while !s.screen.vt.screen().contents().contains("6/") {
+        let msg = tokio::time::timeout_at(deadline, s.screen.channel.wait())
             .await
-            .map_err(|_| anyhow!("section 6 did not show; screen:\n{}", s.vt.screen().contents()))?;
-        s.absorb(msg);
+            .map_err(|_| anyhow!("section 6 did not show; screen:\n{}", s.screen.vt.screen().contents()))?;
+        s.screen.absorb(msg);
     }
     // Let the rest of that frame arrive.
-    while let Ok(msg) = timeout(Duration::from_millis(50), s.channel.wait()).await {
-        s.absorb(msg);
+    while let Ok(msg) = timeout(Duration::from_millis(50), s.screen.channel.wait()).await {
+        s.screen.absorb(msg);
     }
     Ok(s)
 }
@@ -77,13 +77,14 @@ async fn press_keys(s: &mut Session, wire: &Wire, n: usize, (cols, rows): (u16, 
     let started = Instant::now();
     for i in 0..n {
         let key: &[u8] = if i % 2 == 0 { b"j" } else { b"k" };
-        let (b0, rx0, tx0) = (s.data_bytes, wire.rx.load(Ordering::Relaxed), wire.tx.load(Ordering::Relaxed));
+        let (b0, rx0, tx0) =
+            (s.screen.received, wire.rx.load(Ordering::Relaxed), wire.tx.load(Ordering::Relaxed));
         let t0 = Instant::now();
-        s.channel.data_bytes(key).await?;
+        s.screen.channel.data_bytes(key).await?;
         let Some(first) = first_byte(s, t0).await? else {
             k.missing += 1;
             if k.missing == 1 {
-                eprintln!("  no redraw for key {i}; screen:\n{}", s.vt.screen().contents());
+                eprintln!("  no redraw for key {i}; screen:\n{}", s.screen.vt.screen().contents());
             }
             if k.missing > 3 {
                 bail!("the section does not scroll at {cols}x{rows}");
@@ -91,11 +92,11 @@ async fn press_keys(s: &mut Session, wire: &Wire, n: usize, (cols, rows): (u16, 
             continue;
         };
         // The rest of the redraw: whatever arrives until 5 ms of quiet.
-        while let Ok(msg) = timeout(Duration::from_millis(5), s.channel.wait()).await {
-            s.absorb(msg);
+        while let Ok(msg) = timeout(Duration::from_millis(5), s.screen.channel.wait()).await {
+            s.screen.absorb(msg);
         }
         k.latency.record(ms(first));
-        k.bytes.record((s.data_bytes - b0) as f64);
+        k.bytes.record((s.screen.received - b0) as f64);
         k.wire_rx.record((wire.rx.load(Ordering::Relaxed) - rx0) as f64);
         k.wire_tx.record((wire.tx.load(Ordering::Relaxed) - tx0) as f64);
         if started.elapsed() > Duration::from_secs(60) {
@@ -109,13 +110,13 @@ async fn press_keys(s: &mut Session, wire: &Wire, n: usize, (cols, rows): (u16, 
 /// The time from `t0` to the first byte of the redraw; None after 2 s without one.
 async fn first_byte(s: &mut Session, t0: Instant) -> Result<Option<Duration>> {
     loop {
-        match timeout(Duration::from_secs(2), s.channel.wait()).await {
+        match timeout(Duration::from_secs(2), s.screen.channel.wait()).await {
             Ok(msg) => {
-                let was = s.data_bytes;
-                if !s.absorb(msg) {
+                let was = s.screen.received;
+                if !s.screen.absorb(msg) {
                     bail!("channel closed during keys");
                 }
-                if s.data_bytes > was {
+                if s.screen.received > was {
                     return Ok(Some(t0.elapsed()));
                 }
             }

@@ -33,6 +33,8 @@ mod presenter;
 mod process;
 mod procinfo;
 mod rate;
+#[path = "../../tests/support/screen.rs"]
+mod screen;
 mod server;
 mod ssh;
 mod stage;
