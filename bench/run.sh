@@ -5,11 +5,13 @@
 #   3. sshbio with the client offering only curve25519 (what OpenSSH < 9.9 negotiates)
 #   4. OpenSSH sshd + ForceCommand `sshbio preview` (bench/sshd-baseline.sh; needs root; it has
 #      no follow mode, so the presenter part is skipped there)
+#   5. the keynote part (ring) for 500, 1 000, 2 000 and 3 000 visitors (300 with --quick), each
+#      on a server with the default admission flags (BENCHMARKS.md, "Keynote")
 #
 # Needs: a Rust toolchain, the OpenSSH client (`ssh`) and util-linux `script` for the `ssh`
 # part; root only for the sshd baseline (skipped otherwise).
 #
-#   bench/run.sh            full run (about 7 minutes here, plus the builds)
+#   bench/run.sh            full run (about 11 minutes here, plus the builds; 4 of them keynote)
 #   bench/run.sh --quick    under a minute per configuration
 #   bench/run.sh --quick -- --parts first,keys     extra options for every load generator run
 #
@@ -60,6 +62,12 @@ run sshbio-aws-lc cargo bench --bench load --features aws-lc -- "${quick[@]}" --
 run sshbio-ring-curve25519 cargo bench --bench load -- "${quick[@]}" --parts first,rate \
   --kex curve25519-sha256 --label "sshbio (ring, client kex curve25519)" \
   --json "$out/sshbio-ring-curve25519.json" "${extra[@]}"
+
+if [ ${#quick[@]} -gt 0 ]; then keynote_sizes=(300); else keynote_sizes=(500 1000 2000 3000); fi
+for n in "${keynote_sizes[@]}"; do
+  run "keynote-$n" cargo bench --bench load -- --parts keynote --visitors "$n" --label "keynote $n" \
+    --json "$out/keynote-$n.json" "${extra[@]}"
+done
 
 if [ "$(id -u)" = 0 ]; then
   run sshd bench/sshd-baseline.sh "${quick[@]}" --json "$out/sshd.json" "${extra[@]}"

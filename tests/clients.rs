@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::num::NonZeroU16;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -82,16 +81,7 @@ async fn open_ui(conn: &Conn, cols: u16, rows: u16, expect: &str) -> Screen {
     let channel = conn.handle.channel_open_session().await.unwrap();
     channel.request_pty(true, "xterm-256color", u32::from(cols), u32::from(rows), 0, 0, &[]).await.unwrap();
     channel.request_shell(true).await.unwrap();
-    let vt = vt100::Parser::new(NonZeroU16::new(rows).unwrap(), NonZeroU16::new(cols).unwrap(), 0);
-    let mut screen = Screen {
-        channel,
-        vt,
-        raw: Vec::new(),
-        stderr: Vec::new(),
-        exit_status: None,
-        closed: false,
-        eof: false,
-    };
+    let mut screen = Screen::new(channel, cols, rows);
     screen.wait_for_text(expect).await;
     screen
 }

@@ -13,10 +13,13 @@ use crate::procinfo::usage;
 use crate::server::Server;
 
 pub struct Ctx {
+    /// The command line.
     pub opts: Opts,
+    /// The russh client configuration every session uses (--kex, --cipher).
     pub config: Arc<client::Config>,
-    pub tck: f64,
+    /// Every part's figures, for --json.
     pub results: serde_json::Map<String, Value>,
+    /// The headline figures (what, value, target), printed as a table at the end.
     pub summary: Vec<(String, String, String)>,
 }
 
@@ -41,10 +44,10 @@ pub async fn warm_up(ctx: &Ctx, server: &Server, n: usize) -> Result<()> {
 }
 
 /// Waits until the server tree is back to `processes` processes (sshd reaps asynchronously).
-pub async fn settle(server: &Server, processes: usize, tck: f64) {
+pub async fn settle(server: &Server, processes: usize) {
     let deadline = Instant::now() + Duration::from_secs(5);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    while usage(server.pid, tck).processes > processes && Instant::now() < deadline {
+    while usage(server.pid).processes > processes && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -27,7 +27,9 @@ pub const PRESENTER: usize = usize::MAX;
 /// One press of the presenter, announced to every watcher just before the key is sent.
 #[derive(Clone)]
 pub struct Press {
+    /// Which press (0, 1, ...).
     pub idx: usize,
+    /// When the key was sent.
     pub t0: Instant,
     /// The new section's numbered title over its text, e.g. `07  eBPF`.
     pub title: Arc<str>,
@@ -52,14 +54,23 @@ pub enum WatchEvent {
 /// One screen in the presenter part (a follower's or the presenter's): a vt100 emulator and
 /// what has been reported for the current press.
 pub struct Watcher {
+    /// Follower 0..N, or [`PRESENTER`].
     pub who: usize,
+    /// The banner that shows this screen follows (or presents).
     pub banner: &'static str,
+    /// The banner was reported.
     pub banner_seen: bool,
+    /// The press whose first byte was timed.
     pub first_for: Option<usize>,
+    /// Key -> first byte of that press, ms.
     pub first_ms: f64,
+    /// The press whose section was reported on screen.
     pub shown_for: Option<usize>,
+    /// The press being timed.
     pub press: watch::Receiver<Option<Press>>,
+    /// Where this screen reports.
     pub events: tokio::sync::mpsc::UnboundedSender<WatchEvent>,
+    /// Channel data received, summed with the other screens.
     pub bytes: Arc<AtomicU64>,
 }
 
@@ -94,14 +105,14 @@ impl Watcher {
 pub async fn follow(mut s: Session, mut w: Watcher, mut stop: watch::Receiver<bool>) -> bool {
     loop {
         tokio::select! {
-            msg = s.channel.wait() => {
-                let was = s.data_bytes;
-                if !s.absorb(msg) {
+            msg = s.screen.channel.wait() => {
+                let was = s.screen.received;
+                if !s.screen.absorb(msg) {
                     let _ = w.events.send(WatchEvent::Closed(w.who));
                     return false;
                 }
-                if s.data_bytes > was {
-                    w.on_data(&s.vt, s.data_bytes - was);
+                if s.screen.received > was {
+                    w.on_data(&s.screen.vt, s.screen.received - was);
                 }
             }
             _ = stop.wait_for(|stop| *stop) => break,
@@ -119,8 +130,9 @@ pub async fn connect_presenter(
     let tcp = timeout(STEP, TcpStream::connect(addr)).await.context("tcp connect timeout")??;
     tcp.set_nodelay(true)?;
     let stream = Counted { inner: tcp, wire: Arc::default() };
-    let mut handle =
-        timeout(STEP, client::connect_stream(config, stream, Client)).await.context("kex timeout")??;
+    let mut handle = timeout(STEP, client::connect_stream(config, stream, Client::default()))
+        .await
+        .context("kex timeout")??;
     let auth = timeout(
         STEP,
         handle.authenticate_publickey(

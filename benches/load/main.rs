@@ -10,9 +10,13 @@
 //! 5. `ssh`:   the first frame as the real OpenSSH client sees it (`ssh -tt` under `script`);
 //! 6. `presenter`: follow mode. A presenter (`present@` with an Ed25519 key listed in
 //!    `--presenter-keys`) presses section keys; times each key -> every follower's screen
-//!    showing the new section.
+//!    showing the new section;
+//! 7. `keynote`: a room of visitors arrives at a rate from several loopback addresses (NAT
+//!    addresses), all following a presenter who moves every few seconds; admission, first
+//!    frames while the room arrives, each move's latency and CPU per follower, the idle room's
+//!    cost while the count changes, memory, and the clients' own CPU. Only when named.
 //!
-//! Usage: `cargo bench --bench load -- [--quick] [--parts first,rate,idle,keys,ssh,presenter] [...]`;
+//! Usage: `cargo bench --bench load -- [--quick] [--parts first,rate,idle,keys,ssh,presenter,keynote] [...]`;
 //! `--help` lists every option. Loopback only; every wait is bounded; it stops by itself.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -21,6 +25,7 @@ mod ctx;
 mod first;
 mod follow;
 mod idle;
+mod keynote;
 mod keys;
 mod opts;
 mod presenter;
@@ -28,8 +33,11 @@ mod presenter;
 mod process;
 mod procinfo;
 mod rate;
+#[path = "../../tests/support/screen.rs"]
+mod screen;
 mod server;
 mod ssh;
+mod stage;
 mod stats;
 
 use std::collections::HashSet;
@@ -43,7 +51,7 @@ use tokio::time::timeout;
 use crate::client::client_config;
 use crate::ctx::{Ctx, warm_up};
 use crate::opts::Opts;
-use crate::procinfo::{clk_tck, loadavg, usage};
+use crate::procinfo::{loadavg, usage};
 use crate::server::Server;
 
 /// Longest any single step of a session may take.
@@ -53,65 +61,10 @@ const NAME: &str = "Liz Rice";
 const FOOTER: &str = "quit";
 
 async fn run(opts: Opts) -> Result<()> {
-    let tck = clk_tck();
     let config = client_config(&opts)?;
-    let mut ctx =
-        Ctx { opts: opts.clone(), config, tck, results: serde_json::Map::new(), summary: Vec::new() };
-    let mut server = Some(match (opts.target, opts.server_pid) {
-        (Some(addr), Some(pid)) => Server::external(addr, pid),
-        (Some(_), None) => bail!("--target needs --server-pid"),
-        _ => Server::spawn(&opts)?,
-    });
-    {
-        let s = server.as_ref().unwrap();
-        println!(
-            "load: {} at {} (pid {}), user {:?}, client kex {:?} cipher {:?}",
-            opts.label,
-            s.addr,
-            s.pid,
-            opts.user,
-            opts.kex.as_deref().unwrap_or("russh default"),
-            opts.cipher.as_deref().unwrap_or("russh default")
-        );
-        println!("load average: {}", loadavg());
-        warm_up(&ctx, s, 5).await?;
-        let u = usage(s.pid, tck);
-        println!(
-            "server after warm-up: {} KiB RSS, {} KiB PSS, {} processes",
-            u.rss_kib, u.pss_kib, u.processes
-        );
-    }
-    let mut failures = Vec::new();
-    let mut check = |part: &str, r: Result<()>| {
-        if let Err(e) = r {
-            eprintln!("[{part}] failed: {e:#}");
-            failures.push(part.to_string());
-        }
-    };
-    if opts.has("first") {
-        let r = first::part_first(&mut ctx, server.as_ref().unwrap()).await;
-        check("first", r);
-    }
-    if opts.has("keys") {
-        let r = keys::part_keys(&mut ctx, server.as_ref().unwrap()).await;
-        check("keys", r);
-    }
-    if opts.has("ssh") {
-        let r = ssh::part_ssh(&mut ctx, server.as_ref().unwrap()).await;
-        check("ssh", r);
-    }
-    if opts.has("presenter") {
-        let r = presenter::part_presenter(&mut ctx).await;
-        check("presenter", r);
-    }
-    if opts.has("rate") {
-        let r = rate::part_rate(&mut ctx, server.as_ref().unwrap()).await;
-        check("rate", r);
-    }
-    if opts.has("idle") {
-        let r = idle::part_idle(&mut ctx, &mut server).await;
-        check("idle", r);
-    }
+    let mut ctx = Ctx { opts: opts.clone(), config, results: serde_json::Map::new(), summary: Vec::new() };
+    let mut server = Some(start(&ctx).await?);
+    let failures = run_parts(&mut ctx, &mut server).await;
     if let Some(mut s) = server.take() {
         if let Some(errors) = s.error_lines() {
             println!("\nserver log: {errors} error lines");
@@ -136,12 +89,69 @@ async fn run(opts: Opts) -> Result<()> {
     Ok(())
 }
 
+/// The server under test (spawned, or --target), warmed up with 5 sessions.
+async fn start(ctx: &Ctx) -> Result<Server> {
+    let opts = &ctx.opts;
+    let s = match (opts.target, opts.server_pid) {
+        (Some(addr), Some(pid)) => Server::external(addr, pid),
+        (Some(_), None) => bail!("--target needs --server-pid"),
+        _ => Server::spawn(opts)?,
+    };
+    println!(
+        "load: {} at {} (pid {}), user {:?}, client kex {:?} cipher {:?}",
+        opts.label,
+        s.addr,
+        s.pid,
+        opts.user,
+        opts.kex.as_deref().unwrap_or("russh default"),
+        opts.cipher.as_deref().unwrap_or("russh default")
+    );
+    println!("load average: {}", loadavg());
+    warm_up(ctx, &s, 5).await?;
+    let u = usage(s.pid);
+    println!("server after warm-up: {} KiB RSS, {} KiB PSS, {} processes", u.rss_kib, u.pss_kib, u.processes);
+    Ok(s)
+}
+
+/// Runs the parts asked for, in a fixed order; returns the names of those that failed.
+async fn run_parts(ctx: &mut Ctx, server: &mut Option<Server>) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut check = |part: &str, r: Result<()>| {
+        if let Err(e) = r {
+            eprintln!("[{part}] failed: {e:#}");
+            failures.push(part.to_string());
+        }
+    };
+    if ctx.opts.has("first") {
+        check("first", first::part_first(ctx, server.as_ref().unwrap()).await);
+    }
+    if ctx.opts.has("keys") {
+        check("keys", keys::part_keys(ctx, server.as_ref().unwrap()).await);
+    }
+    if ctx.opts.has("ssh") {
+        check("ssh", ssh::part_ssh(ctx, server.as_ref().unwrap()).await);
+    }
+    if ctx.opts.has("presenter") {
+        check("presenter", presenter::part_presenter(ctx).await);
+    }
+    if ctx.opts.has("keynote") {
+        check("keynote", keynote::part_keynote(ctx).await);
+    }
+    if ctx.opts.has("rate") {
+        check("rate", rate::part_rate(ctx, server.as_ref().unwrap()).await);
+    }
+    if ctx.opts.has("idle") {
+        check("idle", idle::part_idle(ctx, server).await);
+    }
+    failures
+}
+
 fn main() -> std::process::ExitCode {
     let opts = Opts::parse();
     let known: HashSet<&str> =
-        ["first", "rate", "idle", "keys", "ssh", "presenter", "all"].into_iter().collect();
+        ["first", "rate", "idle", "keys", "ssh", "presenter", "keynote", "all"].into_iter().collect();
     if let Some(bad) = opts.parts.iter().find(|p| !known.contains(p.as_str())) {
-        eprintln!("unknown part {bad}; parts are first, rate, idle, keys, ssh, presenter");
+        eprintln!("unknown part {bad}; parts are first, rate, idle, keys, ssh, presenter, keynote");
         return std::process::ExitCode::FAILURE;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");

@@ -1,6 +1,6 @@
 //! Command-line options of the load generator and the counts each part uses by default.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -8,7 +8,8 @@ use clap::Parser;
 #[derive(Parser, Debug, Clone)]
 #[command(name = "load", about = "sshbio load generator (cargo bench --bench load -- [options])")]
 pub struct Opts {
-    /// Which parts to run, comma separated: first, rate, idle, keys, ssh, presenter.
+    /// Which parts to run, comma separated: first, rate, idle, keys, ssh, presenter, keynote
+    /// (`all` is every part; keynote runs only when named or with `all`).
     #[arg(long, value_delimiter = ',', default_value = "first,rate,idle,keys,ssh,presenter")]
     pub parts: Vec<String>,
     /// Small counts everywhere (about a minute); explicit count options still win.
@@ -84,6 +85,34 @@ pub struct Opts {
     /// Seconds of quiet before each of the --presses-hibernated presses.
     #[arg(long, default_value_t = 4.0)]
     pub hibernated_gap: f64,
+    /// Keynote part: visitors who arrive (each follows the presenter), at most this many.
+    #[arg(long)]
+    pub visitors: Option<usize>,
+    /// Keynote part: visitors arriving per second.
+    #[arg(long, default_value_t = 100.0)]
+    pub arrival_rate: f64,
+    /// Keynote part: the loopback addresses the visitors connect from, in turn (they stand in
+    /// for a conference's NAT addresses), comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5")]
+    pub sources: Vec<IpAddr>,
+    /// Keynote part: the presenter's moves once the room is in.
+    #[arg(long)]
+    pub moves: Option<usize>,
+    /// Keynote part: seconds between the presenter's moves (over 3 s, so every screen has
+    /// hibernated in between, as during a talk).
+    #[arg(long, default_value_t = 4.0)]
+    pub move_every: f64,
+    /// Keynote part: seconds in which a few more visitors arrive (--late-rate) while the room
+    /// sits still, so the audience count changes; 0 = skip.
+    #[arg(long)]
+    pub late_secs: Option<f64>,
+    /// Keynote part: late visitors per second during --late-secs.
+    #[arg(long, default_value_t = 5.0)]
+    pub late_rate: f64,
+    /// Keynote part: extra arguments for its server only (one string, split on spaces), e.g.
+    /// "--max-per-ip 3000". Without them it keeps the server's own admission defaults.
+    #[arg(long, allow_hyphen_values = true)]
+    pub keynote_server_args: Option<String>,
     /// Drive an already running server at this address instead of spawning sshbio.
     #[arg(long)]
     pub target: Option<SocketAddr>,
@@ -171,5 +200,14 @@ impl Opts {
     }
     pub fn presses_hibernated_n(&self) -> usize {
         self.presses_hibernated.unwrap_or(if self.quick { 2 } else { 5 })
+    }
+    pub fn visitors_n(&self) -> usize {
+        self.visitors.unwrap_or(if self.quick { 300 } else { 3_000 })
+    }
+    pub fn moves_n(&self) -> usize {
+        self.moves.unwrap_or(if self.quick { 3 } else { 6 })
+    }
+    pub fn late_secs(&self) -> f64 {
+        self.late_secs.unwrap_or(if self.quick { 5.0 } else { 10.0 })
     }
 }

@@ -1,53 +1,47 @@
-//! /proc: CPU and memory of the server (one process, or a whole tree for sshd).
+//! /proc, read with the `procfs` crate: CPU and memory of the server (one process, or a whole
+//! tree for sshd), this process's own CPU, the load average and open-file limits.
 
 use std::collections::HashMap;
 use std::process::Command;
 
-pub fn clk_tck() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
+use procfs::process::{LimitValue, Process};
+use procfs::{Current, LoadAverage};
 
-/// Fields after the command name in /proc/PID/stat (index 0 is the state, field 3).
-pub fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = s.rsplit_once(')')?.1;
-    Some(after.split_whitespace().map(str::to_string).collect())
+/// Clock ticks per second, the unit of utime/stime in /proc/PID/stat.
+fn tck() -> f64 {
+    procfs::ticks_per_second() as f64
 }
 
 /// utime + stime + cutime + cstime of one process, in clock ticks.
-pub fn cpu_ticks(pid: u32) -> u64 {
-    stat_fields(pid).map(|f| (11..=14).filter_map(|i| f.get(i)?.parse::<u64>().ok()).sum()).unwrap_or(0)
+fn cpu_ticks(p: &Process) -> u64 {
+    p.stat().map_or(0, |s| {
+        s.utime + s.stime + u64::try_from(s.cutime).unwrap_or(0) + u64::try_from(s.cstime).unwrap_or(0)
+    })
 }
 
 /// Run time of every live thread of one process, in nanoseconds (finer than ticks).
-pub fn cpu_ns_threads(pid: u32) -> u64 {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
-    dir.filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+fn cpu_ns_threads(p: &Process) -> u64 {
+    let Ok(tasks) = p.tasks() else { return 0 };
+    tasks.filter_map(Result::ok).filter_map(|t| t.schedstat().ok()).map(|s| s.sum_exec_runtime).sum()
 }
 
 /// `pid` and all its descendants.
-pub fn process_tree(root: u32) -> Vec<u32> {
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for entry in dir.filter_map(|e| e.ok()) {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-            if let Some(ppid) = stat_fields(pid).and_then(|f| f.get(1)?.parse::<u32>().ok()) {
-                children.entry(ppid).or_default().push(pid);
+fn process_tree(root: u32) -> Vec<Process> {
+    let mut children: HashMap<i32, Vec<Process>> = HashMap::new();
+    let mut root_process = None;
+    if let Ok(all) = procfs::process::all_processes() {
+        for p in all.filter_map(Result::ok) {
+            if u32::try_from(p.pid).ok() == Some(root) {
+                root_process = Some(p);
+            } else if let Ok(stat) = p.stat() {
+                children.entry(stat.ppid).or_default().push(p);
             }
         }
     }
-    let mut out = vec![root];
+    let mut out: Vec<Process> = root_process.into_iter().collect();
     let mut i = 0;
     while i < out.len() {
-        if let Some(c) = children.get(&out[i]) {
+        if let Some(c) = children.remove(&out[i].pid) {
             out.extend(c);
         }
         i += 1;
@@ -55,21 +49,14 @@ pub fn process_tree(root: u32) -> Vec<u32> {
     out
 }
 
-/// Rss and Pss in KiB from smaps_rollup, summed over `pids`.
-pub fn memory_kib(pids: &[u32]) -> (u64, u64) {
-    let mut rss = 0;
-    let mut pss = 0;
-    for pid in pids {
-        let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) else { continue };
-        for line in s.lines() {
-            let mut it = line.split_whitespace();
-            let key = it.next().unwrap_or("");
-            let value: u64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-            match key {
-                "Rss:" => rss += value,
-                "Pss:" => pss += value,
-                _ => {}
-            }
+/// Rss and Pss in KiB from smaps_rollup, summed over `processes`.
+fn memory_kib(processes: &[Process]) -> (u64, u64) {
+    let (mut rss, mut pss) = (0, 0);
+    for p in processes {
+        let Ok(rollup) = p.smaps_rollup() else { continue };
+        for map in &rollup.memory_map_rollup.0 {
+            rss += map.extension.map.get("Rss").copied().unwrap_or(0) / 1024;
+            pss += map.extension.map.get("Pss").copied().unwrap_or(0) / 1024;
         }
     }
     (rss, pss)
@@ -82,36 +69,49 @@ pub struct Usage {
     pub cpu_s: f64,
     /// CPU of live threads in the tree, seconds (ns resolution).
     pub cpu_live_s: f64,
+    /// Resident memory, KiB.
     pub rss_kib: u64,
+    /// Proportional share of memory (fair for sshd's forked children), KiB.
     pub pss_kib: u64,
+    /// Processes in the tree.
     pub processes: usize,
 }
 
-pub fn usage(root: u32, tck: f64) -> Usage {
-    let pids = process_tree(root);
-    let ticks: u64 = pids.iter().map(|p| cpu_ticks(*p)).sum();
-    let ns: u64 = pids.iter().map(|p| cpu_ns_threads(*p)).sum();
-    let (rss_kib, pss_kib) = memory_kib(&pids);
-    Usage { cpu_s: ticks as f64 / tck, cpu_live_s: ns as f64 / 1e9, rss_kib, pss_kib, processes: pids.len() }
+pub fn usage(root: u32) -> Usage {
+    let tree = process_tree(root);
+    let ticks: u64 = tree.iter().map(cpu_ticks).sum();
+    let ns: u64 = tree.iter().map(cpu_ns_threads).sum();
+    let (rss_kib, pss_kib) = memory_kib(&tree);
+    Usage {
+        cpu_s: ticks as f64 / tck(),
+        cpu_live_s: ns as f64 / 1e9,
+        rss_kib,
+        pss_kib,
+        processes: tree.len(),
+    }
 }
 
-pub fn self_cpu_s(tck: f64) -> f64 {
-    stat_fields(std::process::id())
-        .map(|f| (11..=12).filter_map(|i| f.get(i)?.parse::<u64>().ok()).sum::<u64>() as f64 / tck)
-        .unwrap_or(0.0)
+/// CPU this process (the load generator's clients) has used, seconds (tick resolution).
+pub fn self_cpu_s() -> f64 {
+    Process::myself().and_then(|p| p.stat()).map_or(0.0, |s| (s.utime + s.stime) as f64 / tck())
+}
+
+/// CPU of this process's live threads, seconds (ns resolution, for windows of milliseconds).
+pub fn self_cpu_live_s() -> f64 {
+    Process::myself().map_or(0.0, |p| cpu_ns_threads(&p) as f64 / 1e9)
 }
 
 /// The 1/5/15-minute load averages: other work on the machine skews every figure.
 pub fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
+    LoadAverage::current().map(|l| format!("{:.2} {:.2} {:.2}", l.one, l.five, l.fifteen)).unwrap_or_default()
 }
 
-pub fn nofile_limit(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
-    let line = s.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
+fn nofile_limit(pid: u32) -> Option<u64> {
+    let limits = Process::new(i32::try_from(pid).ok()?).ok()?.limits().ok()?;
+    match limits.max_open_files.soft_limit {
+        LimitValue::Unlimited => Some(u64::MAX),
+        LimitValue::Value(v) => Some(v),
+    }
 }
 
 /// Raises RLIMIT_NOFILE of `pid` to at least `want` with util-linux `prlimit` (we may be root).

@@ -3,27 +3,29 @@
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::num::NonZeroU16;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 use serde_json::{Value, json};
 
+use crate::STEP;
+use crate::client::complete_screen;
 use crate::ctx::Ctx;
 use crate::opts::Opts;
 use crate::server::Server;
 use crate::stats::{Dist, ms};
-use crate::{FOOTER, NAME, STEP};
 
-/// One run of the OpenSSH client; returns ms from spawn to the first complete screen.
-pub fn ssh_once(opts: &Opts, via: &str, addr: SocketAddr) -> Result<f64> {
+/// `ssh -tt` to `addr` under `script` (an 80x24 pty) or `sh` (pipes).
+fn ssh_command(opts: &Opts, via: &str, addr: SocketAddr) -> Result<Command> {
     let ssh = format!(
         "ssh -tt -p {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes {}@{}",
         addr.port(),
         opts.user,
         addr.ip()
     );
-    let mut cmd = match via {
+    Ok(match via {
         "script" => {
             let mut c = Command::new("script");
             c.args(["-qfec", &format!("stty cols 80 rows 24; exec {ssh}"), "/dev/null"]);
@@ -35,7 +37,12 @@ pub fn ssh_once(opts: &Opts, via: &str, addr: SocketAddr) -> Result<f64> {
             c
         }
         other => bail!("--ssh-via {other}: use script or pipe"),
-    };
+    })
+}
+
+/// One run of the OpenSSH client; returns ms from spawn to the first complete screen.
+pub fn ssh_once(opts: &Opts, via: &str, addr: SocketAddr) -> Result<f64> {
+    let mut cmd = ssh_command(opts, via, addr)?;
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
     let t0 = Instant::now();
     let mut child = cmd.spawn()?;
@@ -50,23 +57,36 @@ pub fn ssh_once(opts: &Opts, via: &str, addr: SocketAddr) -> Result<f64> {
             }
         }
     });
+    let result = first_screen(&rx, t0);
+    let _ = stdin.write_all(b"q");
+    let _ = stdin.flush();
+    wait_exit(&mut child, &rx);
+    drop(stdin);
+    drop(rx);
+    let _ = reader.join();
+    result
+}
+
+/// Feeds what the client prints to a vt100 until the first complete screen; ms from `t0`.
+fn first_screen(rx: &Receiver<Vec<u8>>, t0: Instant) -> Result<f64> {
     let mut vt = vt100::Parser::new(NonZeroU16::new(24).unwrap(), NonZeroU16::new(80).unwrap(), 0);
     let deadline = t0 + STEP;
-    let result = loop {
+    loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(chunk) => {
                 vt.process(&chunk);
-                let text = vt.screen().contents();
-                if text.contains(NAME) && text.contains(FOOTER) {
-                    break Ok(ms(t0.elapsed()));
+                if complete_screen(&vt.screen().contents()) {
+                    return Ok(ms(t0.elapsed()));
                 }
             }
-            Err(_) => break Err(anyhow!("no complete screen in time; screen:\n{}", vt.screen().contents())),
+            Err(_) => return Err(anyhow!("no complete screen in time; screen:\n{}", vt.screen().contents())),
         }
-    };
-    let _ = stdin.write_all(b"q");
-    let _ = stdin.flush();
+    }
+}
+
+/// Waits up to 5 s for the client to exit (draining its output meanwhile), then kills it.
+fn wait_exit(child: &mut Child, rx: &Receiver<Vec<u8>>) {
     let exit_deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match child.try_wait() {
@@ -82,10 +102,6 @@ pub fn ssh_once(opts: &Opts, via: &str, addr: SocketAddr) -> Result<f64> {
             }
         }
     }
-    drop(stdin);
-    drop(rx);
-    let _ = reader.join();
-    result
 }
 
 /// Spawn to first output of the same wrapper running `echo`: what `script`/`sh` add by themselves.
