@@ -124,8 +124,12 @@ async fn up_to_four_sessions_share_a_connection_each_its_own_and_counted_as_visi
     let plain = plain_shell(&conn).await;
     assert_eq!(plain.exit_status, Some(0));
     assert!(plain.raw_text().contains("Ada Quill") && !plain.raw.contains(&0x1b));
-    // Four in all: a fifth is refused.
-    assert!(conn.handle.channel_open_session().await.is_err(), "a fifth session channel");
+    // Four open at once: a fifth is refused until one closes.
+    let third = conn.handle.channel_open_session().await.unwrap();
+    let fourth = conn.handle.channel_open_session().await.unwrap();
+    assert!(conn.handle.channel_open_session().await.is_err(), "a fifth session channel at once");
+    third.close().await.unwrap();
+    fourth.close().await.unwrap();
     // Each UI is its own: keys on one leave the other alone.
     second.press(b"l", "She now writes compilers").await;
     first.drain_for(Duration::from_millis(200)).await;
@@ -322,4 +326,251 @@ async fn failed_key_exchanges_are_counted_by_reason() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+// ---- Real clients: what each shows, checked the same way ----
+
+/// Bytes from a script's hex strings.
+fn unhex(chunk: &str) -> Vec<u8> {
+    (0..chunk.len() / 2).map(|i| u8::from_str_radix(&chunk[2 * i..2 * i + 2], 16).unwrap()).collect()
+}
+
+/// Feeds the hex chunks of one phase to the terminal; true if the screen showed every one of
+/// `needles` at some point (frames after the first are diffs, so the bytes alone can't say).
+/// The screen is looked at after every frame (each ends by hiding the cursor), since one read
+/// may hold a frame and the goodbye after it.
+fn phase_shows(vt: &mut vt100::Parser, chunks: &serde_json::Value, needles: &[&str]) -> bool {
+    const FRAME_END: &[u8] = b"\x1b[?25l";
+    let bytes: Vec<u8> = chunks.as_array().unwrap().iter().flat_map(|c| unhex(c.as_str().unwrap())).collect();
+    let mut shown = false;
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        let cut = rest
+            .windows(FRAME_END.len())
+            .position(|w| w == FRAME_END)
+            .map_or(rest.len(), |i| i + FRAME_END.len());
+        vt.process(&rest[..cut]);
+        rest = &rest[cut..];
+        let screen = vt.screen().contents();
+        shown |= needles.iter().all(|n| screen.contains(n));
+    }
+    shown
+}
+
+/// Checks a UI run (`drive_tui` in tests/clients/common.py): the first frame, the next section
+/// after `l`, exit status 0 after `q` with the terminal restored.
+fn check_tui(client: &str, tui: &serde_json::Value) {
+    let mut vt = vt100::Parser::new(NonZeroU16::new(24).unwrap(), NonZeroU16::new(80).unwrap(), 0);
+    assert!(
+        phase_shows(&mut vt, &tui["first"], &["Ada Quill", "windy"]),
+        "{client}: first frame:\n{}",
+        vt.screen().contents()
+    );
+    assert!(
+        phase_shows(&mut vt, &tui["after_l"], &["six winters"]),
+        "{client}: after `l`:\n{}",
+        vt.screen().contents()
+    );
+    assert_eq!(tui["status"], 0, "{client}: `q` exits 0");
+    assert!(!vt.screen().alternate_screen(), "{client}: the terminal is restored");
+}
+
+/// Checks a route run: the UI opened on the section named by the user name.
+fn check_route(client: &str, tui: &serde_json::Value) {
+    let mut vt = vt100::Parser::new(NonZeroU16::new(24).unwrap(), NonZeroU16::new(80).unwrap(), 0);
+    assert!(
+        phase_shows(&mut vt, &tui["first"], &["machines"]),
+        "{client}: route:\n{}",
+        vt.screen().contents()
+    );
+}
+
+/// Checks commands and plain text as a library script reported them.
+fn check_commands(client: &str, r: &serde_json::Value) {
+    assert_eq!(r["login"], true, "{client}: {r}");
+    let text = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        (r["bio_status"].as_u64(), r["json_status"].as_u64(), r["section_status"].as_u64()),
+        (Some(0), Some(0), Some(0)),
+        "{client}: {r}"
+    );
+    assert!(text("bio").starts_with("Ada Quill\n"), "{client}: bio: {}", text("bio"));
+    let json: serde_json::Value = serde_json::from_str(&text("json")).unwrap();
+    assert_eq!(json["sections"].as_array().unwrap().len(), 3, "{client}");
+    assert!(
+        text("section").starts_with("The lighthouse\n") && text("section").contains("six winters"),
+        "{client}"
+    );
+    assert_eq!(r["unknown_status"], 2, "{client}: unknown command exits 2");
+    assert!(text("unknown").is_empty(), "{client}");
+    assert!(text("unknown_stderr").contains("unknown command `launch-rockets`"), "{client}: {r}");
+    assert_eq!(r["plain_status"], 0, "{client}");
+    assert!(text("plain").contains("Ada Quill") && text("plain").contains("six winters"), "{client}");
+    assert!(!text("plain").contains('\x1b'), "{client}: plain text has no escape sequences");
+}
+
+/// Runs a script from tests/clients/ and returns the JSON it printed.
+async fn script(name: &str, args: &[String]) -> serde_json::Value {
+    assert!(have("python3"), "python3 is needed");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(name);
+    let mut cmd = tokio::process::Command::new("python3");
+    cmd.arg(path)
+        .args(args)
+        .env("PYTHONWARNINGS", "ignore")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("script finished in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "{name}: no report ({e}); status {:?}\nstdout: {stdout}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paramiko_ssh_client_with_an_empty_password_and_old_paramiko_ciphers() {
+    let server = start().await;
+    let r = script("paramiko_check.py", &[server.addr.port().to_string()]).await;
+    check_commands("paramiko", &r);
+    check_tui("paramiko", &r["tui"]);
+    check_route("paramiko", &r["route"]);
+    // As paramiko before 3.5 negotiates (no AES-GCM, no ETM MACs): the last-resort pair.
+    assert_eq!(
+        (r["old_cipher"].as_str(), r["old_mac"].as_str()),
+        (Some("aes128-ctr"), Some("hmac-sha2-256"))
+    );
+    assert!(r["old_section"].as_str().unwrap().starts_with("Early days\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asyncssh_with_a_user_name_only() {
+    let server = start().await;
+    let r = script("asyncssh_check.py", &[server.addr.port().to_string()]).await;
+    check_commands("asyncssh", &r);
+    check_tui("asyncssh", &r["tui"]);
+    check_route("asyncssh", &r["route"]);
+    assert_eq!(r["cipher"], "chacha20-poly1305@openssh.com", "modern clients keep AEAD");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libssh_through_ssh_python() {
+    let server = start().await;
+    let r = script("libssh_check.py", &[server.addr.port().to_string()]).await;
+    check_commands("libssh", &r);
+    check_tui("libssh", &r["tui"]);
+    check_route("libssh", &r["route"]);
+    assert_eq!(r["cipher"], "chacha20-poly1305@openssh.com", "modern clients keep AEAD");
+}
+
+/// How to run a command-line client: in a terminal, without one, or with a command.
+enum Mode<'a> {
+    Terminal,
+    Plain,
+    Command(&'a str),
+}
+
+/// Runs a command-line client without a terminal; returns (status, stdout, stderr).
+async fn cli(argv: Vec<String>) -> (Option<i32>, String, String) {
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..]).stdin(std::process::Stdio::null()).kill_on_drop(true);
+    let out = output(cmd).await;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+/// The whole check for a command-line client: `argv(user, mode)` builds its command line.
+async fn check_cli(client: &str, argv: impl Fn(&str, Mode<'_>) -> Vec<String>) {
+    assert!(have(&argv("visitor", Mode::Plain)[0]), "{client} is needed; .ci/run installs it");
+    let mut r = serde_json::json!({ "login": true });
+    for (name, command) in
+        [("bio", "bio"), ("json", "json"), ("section", "section lighthouse"), ("unknown", "launch-rockets")]
+    {
+        let (status, stdout, stderr) = cli(argv("visitor", Mode::Command(command))).await;
+        r[name] = stdout.into();
+        r[format!("{name}_stderr")] = stderr.into();
+        r[format!("{name}_status")] = status.into();
+    }
+    let (status, stdout, _) = cli(argv("visitor", Mode::Plain)).await;
+    (r["plain"], r["plain_status"]) = (stdout.into(), status.into());
+    check_commands(client, &r);
+    let mut tui = vec!["pty_drive.py".to_string()];
+    tui.extend(argv("visitor", Mode::Terminal));
+    let (program, args) = tui.split_first().unwrap();
+    check_tui(client, &script(program, args).await);
+    let mut route = vec!["--no-keys".to_string()];
+    route.extend(argv("compilers", Mode::Terminal));
+    check_route(client, &script("pty_drive.py", &route).await);
+}
+
+fn mode_args(mode: &Mode<'_>, terminal: &str, plain: &str) -> (Vec<String>, Vec<String>) {
+    match mode {
+        Mode::Terminal => (vec![terminal.into()], vec![]),
+        Mode::Plain => (vec![plain.into()], vec![]),
+        Mode::Command(c) => (vec![], c.split(' ').map(String::from).collect()),
+    }
+}
+
+fn plink_argv(server: &TestServer, user: &str, mode: Mode<'_>) -> Vec<String> {
+    let (flags, command) = mode_args(&mode, "-t", "-T");
+    let port = server.addr.port().to_string();
+    // -batch: any prompt would fail the run, so getting output proves there was none.
+    let mut argv: Vec<String> =
+        ["plink", "-batch", "-ssh", "-P", &port, "-hostkey", &server.fingerprint].map(String::from).into();
+    argv.extend(flags);
+    argv.push(format!("{user}@127.0.0.1"));
+    argv.extend(command);
+    argv
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn putty_plink() {
+    let server = start().await;
+    check_cli("plink", |user, mode| plink_argv(&server, user, mode)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropbear_dbclient() {
+    let server = start().await;
+    let port = server.addr.port().to_string();
+    check_cli("dbclient", |user, mode| {
+        let (flags, command) = mode_args(&mode, "-t", "-T");
+        // -y -y: no host key check (a test server's key is new every run).
+        let mut argv: Vec<String> = ["dbclient", "-y", "-y", "-p", &port].map(String::from).into();
+        argv.extend(flags);
+        argv.push(format!("{user}@127.0.0.1"));
+        argv.extend(command);
+        argv
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssh_restricted_to_aes_ctr_and_hmac_sha2_256() {
+    let server = start().await;
+    check_cli("openssh-ctr", |user, mode| {
+        let (flags, command) = mode_args(&mode, "-t", "-T");
+        let mut argv: Vec<String> =
+            ["ssh", "-o", "Ciphers=aes128-ctr", "-o", "MACs=hmac-sha2-256"].map(String::from).into();
+        argv.extend(flags);
+        argv.extend(ssh_args(server.addr, user));
+        argv.extend(command);
+        argv
+    })
+    .await;
+    // And that is what it negotiated.
+    let out = output(openssh(
+        &server,
+        "visitor",
+        &["-v", "-o", "Ciphers=aes128-ctr", "-o", "MACs=hmac-sha2-256"],
+        &["bio"],
+    ))
+    .await;
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("cipher: aes128-ctr MAC: hmac-sha2-256"), "{log}");
 }

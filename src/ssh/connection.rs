@@ -29,9 +29,10 @@ const DISCONNECT_WAIT: Duration = Duration::from_millis(250);
 /// How long session tasks still running when the connection ended get to report (their
 /// writes fail at once then), so every session still gets its log line.
 const LATE_REPORTS: Duration = Duration::from_secs(1);
-/// Reports queued for the owner: more than one connection can send (one authentication, and
-/// an open, a close and an end per channel), so the handler never has to wait or drop one.
-const REPORTS: usize = 4 + 4 * MAX_SESSIONS;
+/// Reports queued for the owner: the handler sends one authentication, then an open and a
+/// close per channel, and never waits; the owner reads them as they come, so with at most
+/// [`MAX_SESSIONS`] channels open at once this is more than can pile up.
+const REPORTS: usize = 16 + 4 * MAX_SESSIONS;
 
 /// What the handler and the session tasks tell the connection's owner.
 #[derive(Debug)]
