@@ -291,7 +291,12 @@ async fn each_further_session_counts_against_the_address_limit_as_a_visitor_woul
 }
 
 /// The real OpenSSH client's options for these tests, plus `extra`, then the command.
-fn openssh(server: &TestServer, user: &str, extra: &[&str], command: &[&str]) -> tokio::process::Command {
+fn openssh<A: AsRef<std::ffi::OsStr>>(
+    server: &TestServer,
+    user: &str,
+    extra: &[A],
+    command: &[&str],
+) -> tokio::process::Command {
     assert!(have("ssh"), "the OpenSSH client is needed; .ci/run installs it");
     let mut cmd = tokio::process::Command::new("ssh");
     cmd.args(extra).args(ssh_args(server.addr, user)).args(command).stdin(std::process::Stdio::null());
@@ -573,4 +578,120 @@ async fn openssh_restricted_to_aes_ctr_and_hmac_sha2_256() {
     .await;
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("cipher: aes128-ctr MAC: hmac-sha2-256"), "{log}");
+}
+
+#[tokio::test]
+async fn curl_with_libssh2_gets_past_key_exchange_and_login() {
+    // Debian 12's curl uses libssh2 1.10: AES-CTR and plain SHA-2 MACs only. sftp:// and
+    // scp:// have nothing to serve here, so this proves only that it gets in: before the
+    // last-resort crypto it failed with "(2) Failure establishing ssh session: -5, Unable to
+    // exchange encryption keys".
+    assert!(have("curl"), "curl is needed; .ci/run installs it");
+    let server = start().await;
+    let url = format!("sftp://127.0.0.1:{}/", server.addr.port());
+    let mut cmd = tokio::process::Command::new("curl");
+    cmd.args(["-sS", "-v", "-k", "-m", "10", &url, "-u", "visitor:"]).kill_on_drop(true);
+    let out = output(cmd).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("Authentication complete"), "{stderr}");
+    assert!(
+        stderr.contains("curl: (2) Failure initializing sftp session: Unable to request SFTP subsystem"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Unable to exchange encryption keys"), "{stderr}");
+}
+
+/// Reads a child's output into a terminal until it shows `needle` (bounded).
+async fn read_screen(out: &mut tokio::process::ChildStdout, vt: &mut vt100::Parser, needle: &str) {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut buf = [0u8; 8192];
+    while !vt.screen().contents().contains(needle) {
+        let n = tokio::time::timeout_at(deadline, out.read(&mut buf)).await.expect("screen in time").unwrap();
+        assert!(n > 0, "output ended before {needle:?}:\n{}", vt.screen().contents());
+        vt.process(&buf[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssh_controlmaster_runs_commands_over_one_connection_without_errors() {
+    use tokio::io::AsyncWriteExt;
+    let metrics = Arc::new(sshbio::metrics::Metrics::new());
+    let options = Options { content: fixture(), metrics: metrics.clone(), ..Options::default() };
+    let server = TestServer::start_with(options).await;
+    let dir = temp_dir("controlmaster");
+    let socket = dir.join("mux").to_string_lossy().into_owned();
+    let mux = |extra: &[&str]| {
+        let mut args = vec!["-S", socket.as_str()];
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    // The master: holds the connection, opens no session of its own.
+    let mut master = openssh(&server, "visitor", &mux(&["-M", "-N", "-o", "ControlPersist=no"]), &[]);
+    let mut master = master.kill_on_drop(true).spawn().unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !output(openssh(&server, "visitor", &mux(&["-O", "check"]), &[])).await.status.success() {
+        assert!(Instant::now() < deadline, "the master never came up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A UI through the master keeps a channel open while commands run beside it.
+    let mut tui = openssh(&server, "visitor", &mux(&["-tt"]), &[]);
+    tui.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut tui = tui.spawn().unwrap();
+    let mut vt = vt100::Parser::new(NonZeroU16::new(24).unwrap(), NonZeroU16::new(80).unwrap(), 0);
+    let mut tui_out = tui.stdout.take().unwrap();
+    read_screen(&mut tui_out, &mut vt, "Ada Quill").await;
+    for (command, expect) in [("bio", "Ada Quill\n"), ("section compilers", "Compilers\n")] {
+        let args: Vec<&str> = command.split(' ').collect();
+        let out = output(openssh(&server, "visitor", &mux(&[]), &args)).await;
+        assert!(out.status.success(), "{command}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with(expect), "{command}: {out:?}");
+        assert!(out.stderr.is_empty(), "{command} printed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // All of it over the master's one connection.
+    assert!(metrics.encode().contains("sshbio_connections_open 1\n"), "{}", metrics.encode());
+    tui.stdin.as_mut().unwrap().write_all(b"q").await.unwrap();
+    let status = tokio::time::timeout(WAIT, tui.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "the UI quit with status 0");
+    let mut tui_err = String::new();
+    tokio::io::AsyncReadExt::read_to_string(tui.stderr.as_mut().unwrap(), &mut tui_err).await.unwrap();
+    assert!(tui_err.is_empty(), "the UI printed: {tui_err}");
+    // The last channel closed: the server ends the connection, and the master with it.
+    let master_status = tokio::time::timeout(Duration::from_secs(3), master.wait()).await;
+    assert!(master_status.is_ok(), "the master is still connected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn putty_leaves_no_warnings_in_the_log() {
+    assert!(have("plink"), "plink is needed; .ci/run installs it");
+    let dir = temp_dir("putty-log");
+    std::fs::write(dir.join("content.toml"), include_str!("fixtures/small.toml")).unwrap();
+    let server = Process::start(&dir, &[]);
+    let fingerprint = sshbio(&["fingerprint", "--keys", dir.join("keys").to_str().unwrap()]);
+    let fingerprint = String::from_utf8_lossy(&fingerprint.stdout).lines().next().unwrap().to_string();
+    let port = server.addr.port().to_string();
+    let mut argv: Vec<String> = [
+        "pty_drive.py",
+        "plink",
+        "-batch",
+        "-ssh",
+        "-P",
+        &port,
+        "-hostkey",
+        &fingerprint,
+        "-t",
+        "visitor@127.0.0.1",
+    ]
+    .map(String::from)
+    .into();
+    let program = argv.remove(0);
+    check_tui("plink", &script(&program, &argv).await);
+    server.wait_log("session ended");
+    let log = server.log();
+    assert!(!log.contains("WARN"), "{log}");
+    assert!(!log.contains("unknown channel request"), "{log}");
 }
