@@ -29,9 +29,10 @@ const DISCONNECT_WAIT: Duration = Duration::from_millis(250);
 /// How long session tasks still running when the connection ended get to report (their
 /// writes fail at once then), so every session still gets its log line.
 const LATE_REPORTS: Duration = Duration::from_secs(1);
-/// Reports queued for the owner: more than one connection can send (one authentication, and
-/// an open, a close and an end per channel), so the handler never has to wait or drop one.
-const REPORTS: usize = 4 + 4 * MAX_SESSIONS;
+/// Reports queued for the owner: the handler sends one authentication, then an open and a
+/// close per channel, and never waits; the owner reads them as they come, so with at most
+/// [`MAX_SESSIONS`] channels open at once this is more than can pile up.
+const REPORTS: usize = 16 + 4 * MAX_SESSIONS;
 
 /// What the handler and the session tasks tell the connection's owner.
 #[derive(Debug)]
@@ -68,6 +69,8 @@ struct Owner {
     last_end: Option<End>,
     /// Set when the last channel closed: the connection is ended then.
     disconnect_at: Option<Instant>,
+    /// The client (or an error) ended russh's session, not us.
+    client_ended: bool,
 }
 
 /// What the owner does after a report or a timer.
@@ -105,11 +108,13 @@ where
         last_end: None,
         disconnect_at: None,
         handshake: Some(Box::new((handshake, in_progress))),
+        client_ended: false,
     };
     let end = owner.run(stream, handler, &mut reports).await;
     // Whatever happened, the stream is cut now: russh keeps a connection open otherwise.
     owner.meter.kill();
     owner.late_reports(&mut reports).await;
+    let end = owner.settle(end);
     owner.finish(end);
     end
 }
@@ -228,16 +233,29 @@ impl Owner {
             if let Report::Ended(summary) = report {
                 self.log_session(&summary);
                 self.sessions = self.sessions.saturating_add(1);
+                self.last_end = Some(summary.end);
             }
         }
     }
 
+    /// The connection's end, once every session has reported: when the client hung up, it
+    /// ended the way its last session did (`quit` after `q`, then the client's disconnect;
+    /// `client-gone` when a session was still running), so a race between the client's
+    /// disconnect and a session's report cannot change the answer.
+    fn settle(&self, end: End) -> End {
+        match self.last_end {
+            Some(last) if self.client_ended => last,
+            _ => end,
+        }
+    }
+
     /// How the connection ended when russh's session finished on its own.
-    fn session_result(&self, result: Result<(), anyhow::Error>) -> End {
-        match (result, self.last_end) {
-            (_, Some(end)) if self.open.is_empty() => end,
-            (Ok(()), _) => End::ClientGone,
-            (Err(e), _) => {
+    /// (Sessions may still report after this: see `settle`.)
+    fn session_result(&mut self, result: Result<(), anyhow::Error>) -> End {
+        self.client_ended = true;
+        match result {
+            Ok(()) => End::ClientGone,
+            Err(e) => {
                 if let Some(reason) = kex_failure(&e) {
                     // Counted so an operator sees who is turned away; logged only at debug,
                     // since any scanner can cause it.

@@ -26,9 +26,9 @@ const INPUT_QUEUE: usize = 16;
 const MAX_ENV: usize = 16;
 const MAX_ENV_NAME: usize = 64;
 const MAX_ENV_VALUE: usize = 256;
-/// Session channels one connection may open in all, at once or one after another: enough for
-/// OpenSSH ControlMaster and libraries that reuse a connection, and bounded, because every
-/// one is a visitor's UI.
+/// Session channels one connection may have open at once (one after another there is no
+/// limit but the connection limits): enough for OpenSSH ControlMaster and libraries that
+/// reuse a connection, and bounded, because every one may be a visitor's UI.
 pub const MAX_SESSIONS: usize = 4;
 
 /// One open session channel's state, until a shell or exec request starts the session task.
@@ -50,8 +50,19 @@ struct ChannelState {
     /// A shell or exec request already started a task: later ones are refused.
     started: bool,
     /// The place this channel takes in the server's limits when it is not the connection's
-    /// first; given back when the channel closes.
-    _seat: Option<Seat>,
+    /// first; moves to the session task when one starts, and is given back when that ends
+    /// (or when the client closes a channel that never started one).
+    seat: Option<Seat>,
+    /// Shared with the session task: once only this copy is left, the session has ended and
+    /// the channel is closed from our side (russh then no longer tells us of the client's
+    /// close, so this is how the channel leaves the list).
+    live: Arc<()>,
+}
+
+impl ChannelState {
+    fn finished(&self) -> bool {
+        self.started && Arc::strong_count(&self.live) == 1
+    }
 }
 
 /// russh calls into this for everything one client does.
@@ -68,7 +79,7 @@ pub struct Connection {
     user: String,
     /// The session channels open now (at most [`MAX_SESSIONS`]).
     channels: Vec<ChannelState>,
-    /// Session channels opened so far on this connection.
+    /// Session channels opened so far on this connection: all but the first take a seat.
     opened: usize,
     /// Authenticated as the presenter with a listed key.
     presenter: bool,
@@ -118,20 +129,24 @@ impl Connection {
         self.channels.iter_mut().find(|c| c.id == id)
     }
 
-    /// Tells the owner without waiting: its queue holds more than a connection can report
-    /// (one authentication and a few events per channel), so nothing is lost.
-    fn report(&self, report: Report) {
-        let _ = self.reports.try_send(report);
+    /// Tells the owner without waiting. The owner reads as reports come; a full queue means a
+    /// client opening and closing channels faster than that, and ends the connection rather
+    /// than let the owner lose count of open channels.
+    fn report(&self, report: Report) -> HandlerResult {
+        self.reports
+            .try_send(report)
+            .map_err(|_| anyhow::anyhow!("channel events faster than they can be handled"))
     }
 
-    /// A place for one more session channel, or why not: the first channel uses the
-    /// connection's own place in the limits, every further open one takes another, as a
-    /// new connection from the same address would.
+    /// A place for one more session channel, or why not: the connection's first channel uses
+    /// the connection's own place in the limits; every later one takes another while it is
+    /// open, as a new connection from the same address would (rate included, so cycling
+    /// channels is no cheaper than reconnecting).
     fn seat_for_another_channel(&self) -> Result<Option<Seat>, &'static str> {
-        if self.opened >= MAX_SESSIONS {
+        if self.channels.len() >= MAX_SESSIONS {
             return Err("sessions-per-connection");
         }
-        if self.channels.is_empty() {
+        if self.opened == 0 {
             return Ok(None);
         }
         match (self.seats)() {
@@ -165,6 +180,9 @@ impl Connection {
             (None, Some(_)) => "tui",
         };
         let summary = Summary::new(id, kind, state.pty.as_ref());
+        // Held by the session task until it ends: its seat in the limits, and the token that
+        // tells this handler the channel is done.
+        let held = (state.seat.take(), state.live.clone());
         let mut setup = SessionSetup {
             handle,
             channel: id,
@@ -179,7 +197,7 @@ impl Connection {
             input: None,
             size: None,
         };
-        let supervise = |task: session::Task| session::supervise(supervisor, summary, reports, task);
+        let supervise = |task: session::Task| session::supervise(supervisor, summary, reports, held, task);
         match (command, &state.pty) {
             (Some(command), _) => supervise(Box::pin(session::run_command(setup, command))),
             (None, None) => supervise(Box::pin(session::run_plain(setup))),
@@ -254,8 +272,7 @@ impl russh::server::Handler for Connection {
     }
 
     async fn auth_succeeded(&mut self, _session: &mut Session) -> HandlerResult {
-        self.report(Report::Authenticated { user: self.user.clone() });
-        Ok(())
+        self.report(Report::Authenticated { user: self.user.clone() })
     }
 
     async fn channel_open_session(
@@ -264,6 +281,7 @@ impl russh::server::Handler for Connection {
         reply: russh::server::ChannelOpenHandle,
         _session: &mut Session,
     ) -> HandlerResult {
+        self.channels.retain(|c| !c.finished());
         let seat = match self.seat_for_another_channel() {
             Ok(seat) => seat,
             Err(reason) => {
@@ -288,9 +306,10 @@ impl russh::server::Handler for Connection {
             input: None,
             size: None,
             started: false,
-            _seat: seat,
+            seat,
+            live: Arc::new(()),
         });
-        self.report(Report::Opened(id));
+        self.report(Report::Opened(id))?;
         reply.accept().await;
         Ok(())
     }
@@ -436,7 +455,7 @@ impl russh::server::Handler for Connection {
         let before = self.channels.len();
         self.channels.retain(|c| c.id != channel);
         if self.channels.len() < before {
-            self.report(Report::Closed(channel));
+            self.report(Report::Closed(channel))?;
         }
         Ok(())
     }

@@ -3,7 +3,8 @@
 //! and `winadj@putty.projects.tartarus.org`, OpenSSH's `keepalive@openssh.com` and other vendor
 //! (`name@domain`) channel requests. russh already answers them properly (a failure reply when
 //! one is wanted, nothing otherwise); the warning is only noise a client can cause at will.
-//! Touches nothing but the global logger.
+//! russh's debug records that print a client's public key are dropped. Touches nothing but the
+//! global logger.
 
 use log::{Level, Log, Metadata, Record};
 use tracing_log::{AsLog, LogTracer};
@@ -20,6 +21,9 @@ impl Log for RusshLog {
     }
 
     fn log(&self, record: &Record<'_>) {
+        if carries_a_visitors_key(record) {
+            return;
+        }
         if is_client_quirk(record) {
             let demoted = Record::builder()
                 .level(Level::Debug)
@@ -47,6 +51,16 @@ fn is_client_quirk(record: &Record<'_>) -> bool {
     }
     let message = record.args().to_string();
     message.strip_prefix("unknown channel request ").is_some_and(|name| name.contains('@'))
+}
+
+/// True for russh's debug records that print an offered public key (its bytes, or the
+/// authentication state holding them): a visitor's key is never logged, even at debug level.
+fn carries_a_visitors_key(record: &Record<'_>) -> bool {
+    if record.level() < Level::Debug || !record.target().starts_with("russh") {
+        return false;
+    }
+    let message = record.args().to_string();
+    message.starts_with("pubkey_key:") || message.starts_with("rejecting AuthRequest")
 }
 
 /// Installs the forwarding logger. Call once, after tracing's global subscriber is set, so
@@ -77,5 +91,21 @@ mod tests {
         assert!(!quirk(Level::Warn, target, "something else@example.com"));
         assert!(!quirk(Level::Warn, "sshbio", "unknown channel request winadj@putty.projects.tartarus.org"));
         assert!(!quirk(Level::Error, target, "unknown channel request winadj@putty.projects.tartarus.org"));
+    }
+
+    #[test]
+    fn records_with_a_visitors_key_are_dropped() {
+        let record = |message: &str| {
+            carries_a_visitors_key(
+                &Record::builder()
+                    .level(Level::Debug)
+                    .target("russh::server::encrypted")
+                    .args(format_args!("{message}"))
+                    .build(),
+            )
+        };
+        assert!(record("pubkey_key: [0, 0, 0, 11, 115, 115, 104]"));
+        assert!(record("rejecting AuthRequest { methods: MethodSet([]), current: Some(PublicKey { .. }) }"));
+        assert!(!record("name: \"visitor\" \"ssh-connection\" \"publickey\""));
     }
 }

@@ -266,7 +266,7 @@ impl Refusal {
 
 /// Refuses a connection cheaply and clearly: our version line, then an unencrypted
 /// SSH_MSG_DISCONNECT (reason 12, "too many connections") that OpenSSH prints as
-/// `Received disconnect from ...: <message>`. No key exchange is spent on it.
+/// `Received disconnect from ...: MESSAGE`. No key exchange is spent on it.
 pub async fn refuse<S: AsyncWrite + Unpin>(mut stream: S, refusal: Refusal) {
     let mut bytes = b"SSH-2.0-sshbio\r\n".to_vec();
     bytes.extend_from_slice(&disconnect_packet(12, refusal.message()));

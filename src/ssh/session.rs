@@ -143,7 +143,14 @@ impl SessionSetup {
 /// Runs a session task so that a panic in it ends only this session: the visitor's terminal
 /// is restored as far as possible and the channel closed with exit status 1. Either way the
 /// session's summary goes to the connection's owner.
-pub fn supervise(handle: Handle, summary: Summary, reports: mpsc::Sender<Report>, task: Task) {
+/// `held` is kept until the task has ended and reported.
+pub fn supervise<H: Send + 'static>(
+    handle: Handle,
+    summary: Summary,
+    reports: mpsc::Sender<Report>,
+    held: H,
+    task: Task,
+) {
     tokio::spawn(async move {
         // Caught here rather than by a second task: one task per session is less memory.
         let summary = match std::panic::AssertUnwindSafe(task).catch_unwind().await {
@@ -162,6 +169,7 @@ pub fn supervise(handle: Handle, summary: Summary, reports: mpsc::Sender<Report>
         };
         // The owner is gone only when the connection already ended; nothing is left to tell.
         let _ = reports.send(Report::Ended(summary)).await;
+        drop(held);
     });
 }
 
