@@ -71,7 +71,7 @@ impl Xvfb {
         }
         let display = format!(":{n}");
         let child = Command::new("Xvfb")
-            .args([&display, "-screen", "0", "2400x1400x24", "-nolisten", "tcp"])
+            .args([&display, "-screen", "0", "2400x1400x24", "-nolisten", "tcp", "-noreset"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -184,7 +184,8 @@ fn areas(app: &App, area: Rect) -> Areas {
             let middle = (above_text + text + below_text).max(if cols.wide { timeline } else { 0 });
             // The composition plus a blank row before the footer.
             let total = (fixed - above_text - below_text).saturating_add(middle).saturating_add(1);
-            (total < area.height).then(|| (text, area.height.saturating_sub(total) / 2))
+            // A little above the middle, where the eye expects it.
+            (total < area.height).then(|| (text, area.height.saturating_sub(total) * 2 / 5))
         })
         .flatten();
 
