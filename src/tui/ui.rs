@@ -627,6 +627,11 @@ fn draw_status(
     });
     let position_width = position.as_deref().map_or(0, |p| p.width() + 2);
     let room = usize::from(area.width).saturating_sub(position_width);
+    // Short form where the long one would be cut: `2/7`.
+    let here = match app.page(selected) {
+        Page::Section(i) if here.width() > room => format!("{}/{chapters}", i + 1),
+        _ => here,
+    };
     let mut spans = vec![Span::styled(here, theme.muted)];
     let mut target = None;
     if next < app.page_count() {
@@ -678,7 +683,7 @@ fn draw_help(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let after_mouse_key = rows.iter().position(|(k, _)| *k == "m").map_or(rows.len(), |i| i + 1);
     rows.insert(after_mouse_key, ("mouse", "wheel scrolls, click picks a chapter"));
     let key_width = rows.iter().map(|(k, _)| k.width()).max().unwrap_or(0);
-    let lines: Vec<Line> = rows
+    let full: Vec<Line> = rows
         .iter()
         .map(|(k, what)| {
             Line::from(vec![
@@ -687,6 +692,10 @@ fn draw_help(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             ])
         })
         .collect();
+    let fits = full.iter().map(Line::width).max().unwrap_or(0) + 3 <= usize::from(area.width)
+        && full.len() + 2 <= usize::from(area.height);
+    // On a small terminal: the first key of each row and its text, in two columns.
+    let lines = if fits { full } else { help_in_two_columns(&rows, area, theme) };
     let width = lines.iter().map(Line::width).max().unwrap_or(0) + 3;
     let width = u16::try_from(width).unwrap_or(u16::MAX).min(area.width);
     let height = (u16::try_from(lines.len()).unwrap_or(u16::MAX) + 2).min(area.height);
@@ -697,6 +706,28 @@ fn draw_help(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .title(Line::styled(" Keys ", theme.number));
     frame.render_widget(Clear, popup);
     frame.render_widget(Paragraph::new(lines).block(block), popup);
+}
+
+/// The help rows packed in two columns for small terminals, each cut to its column.
+fn help_in_two_columns<'a>(rows: &[(&'a str, &'a str)], area: Rect, theme: &Theme) -> Vec<Line<'a>> {
+    let column = usize::from(area.width.saturating_sub(3)) / 2;
+    let cell = |(keys, what): (&'a str, &'a str)| {
+        let key = keys.split_whitespace().next().unwrap_or(keys);
+        let text = fit(what, column.saturating_sub(key.width() + 2));
+        let pad = column.saturating_sub(key.width() + 1 + text.width());
+        vec![
+            Span::styled(format!(" {key}"), theme.key),
+            Span::styled(format!(" {text}{}", " ".repeat(pad)), theme.text),
+        ]
+    };
+    let half = rows.len().div_ceil(2);
+    (0..half)
+        .map(|i| {
+            let mut spans = rows.get(i).copied().map(cell).unwrap_or_default();
+            spans.extend(rows.get(i + half).copied().map(cell).unwrap_or_default());
+            Line::from(spans)
+        })
+        .collect()
 }
 
 /// A `width`x`height` rectangle in the middle of `area`.

@@ -307,3 +307,10 @@ fn scrolling_changes_the_visible_text() {
     assert_ne!(top, bottom);
     assert!(top.contains("1-") && bottom.contains(" of "), "{bottom}");
 }
+
+#[test]
+fn help_on_a_phone() {
+    let mut app = fixture("small");
+    key(&mut app, '?');
+    insta::assert_snapshot!("help_40x14", screen(&mut app, 40, 14));
+}
