@@ -186,11 +186,11 @@ fn areas(app: &App, area: Rect) -> Areas {
             // The composition plus a blank row before the footer.
             let total = (fixed - above_text - below_text).saturating_add(middle).saturating_add(1);
             // A little above the middle, where the eye expects it.
-            (total < area.height).then(|| (text, area.height.saturating_sub(total) * 2 / 5))
+            (total < area.height).then(|| (text, area.height.saturating_sub(total) * 2 / 5, middle))
         })
         .flatten();
 
-    let mut y = area.y + 1 + centred.map_or(0, |(_, offset)| offset);
+    let mut y = area.y + 1 + centred.map_or(0, |(_, offset, _)| offset);
     let banner = (banner_rows > 0).then(|| Rect::new(area.x, area.y + 1, area.width, 1));
     if banner.is_some() {
         y += 1;
@@ -209,7 +209,7 @@ fn areas(app: &App, area: Rect) -> Areas {
     y += above_text;
     let last = area.bottom().saturating_sub(2);
     let body_height = match centred {
-        Some((text, _)) => text,
+        Some((text, _, _)) => text,
         None => last.saturating_sub(y + gap),
     };
     let body = Rect::new(cols.text_x, y, cols.text_width, body_height);
@@ -217,8 +217,11 @@ fn areas(app: &App, area: Rect) -> Areas {
     let (status_x, status_width) =
         if cols.wide { (cols.text_x, cols.text_width) } else { (cols.x, cols.block_width) };
     let status = Rect::new(status_x, status_y, status_width, 1);
-    let footer_y =
-        if centred.is_some() { (status_y + 2).min(area.bottom().saturating_sub(1)) } else { last + 1 };
+    // Under the taller of the text and the timeline, after a blank row.
+    let footer_y = match centred {
+        Some((_, _, middle)) => (title.y + middle + 1).min(area.bottom().saturating_sub(1)),
+        None => last + 1,
+    };
     let footer = Rect::new(cols.x, footer_y, cols.block_width, 1);
     Areas { banner, hero, nav, title, body, status, footer }
 }

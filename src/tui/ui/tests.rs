@@ -314,3 +314,20 @@ fn help_on_a_phone() {
     key(&mut app, '?');
     insta::assert_snapshot!("help_40x14", screen(&mut app, 40, 14));
 }
+
+#[test]
+fn a_long_timeline_beside_short_chapters_keeps_the_footer_below_it() {
+    let mut content = fixture("small").content().clone();
+    for n in 4..=9 {
+        let mut section = content.sections[0].clone();
+        section.title = format!("Chapter {n}");
+        section.slug = format!("chapter-{n}");
+        section.paragraphs = vec!["Short.".into()];
+        content.sections.push(section);
+    }
+    let mut app = App::new(Arc::new(content), None);
+    let text = screen(&mut app, 120, 40);
+    let footer = text.lines().position(|l| l.contains("? help")).expect("footer");
+    let last_chapter = text.lines().position(|l| l.contains("09 Chapter 9")).expect("timeline");
+    assert!(footer > last_chapter, "{text}");
+}
