@@ -188,7 +188,7 @@ async fn live_reload_edit_rename_invalid_edit_and_sighup() {
     let edited = SHIPPED.replace("Not long after I had decided", "EDIT ONE: not long after I had decided");
     std::fs::write(dir.join("content.toml"), &edited).unwrap();
     screen.wait_for_text("EDIT ONE").await;
-    assert!(screen.text().contains("▸4 Silicon Valley"), "stays on the same section");
+    assert!(screen.text().contains("04  Silicon Valley"), "stays on the same section");
 
     // 2. Replace by rename, as editors and Kubernetes ConfigMaps do.
     let tmp = dir.join(".content.toml.swp");
