@@ -1229,10 +1229,10 @@ async fn part_keys(ctx: &mut Ctx, server: &Server) -> Result<()> {
     let (mut s, _) =
         Session::open(server.addr, ctx.config.clone(), &ctx.opts.user, (cols, rows), wire.clone(), false)
             .await?;
-    // Go to section 6, wait for its tab to show.
+    // Go to section 6, wait for its numbered title to show.
     s.channel.data_bytes(&b"6"[..]).await?;
     let deadline = tokio::time::Instant::now() + STEP;
-    while !s.vt.screen().contents().contains("6/") {
+    while !s.vt.screen().contents().contains("06  ") {
         let msg = tokio::time::timeout_at(deadline, s.channel.wait())
             .await
             .map_err(|_| anyhow!("section 6 did not show; screen:\n{}", s.vt.screen().contents()))?;
