@@ -331,3 +331,14 @@ fn a_long_timeline_beside_short_chapters_keeps_the_footer_below_it() {
     let last_chapter = text.lines().position(|l| l.contains("09 Chapter 9")).expect("timeline");
     assert!(footer > last_chapter, "{text}");
 }
+
+#[test]
+fn follow_banner_and_presenter_header() {
+    let mut app = fixture("small");
+    app.set_presenter(Some(crate::room::PresenterPosition { page: 1, scroll: 0 }));
+    insta::assert_snapshot!("following_80x24", screen(&mut app, 80, 24));
+    let mut presenter = fixture("small");
+    presenter.set_role(Role::Presenter);
+    let _ = presenter.set_audience(crate::room::Audience { connected: 120, following: 117 });
+    insta::assert_snapshot!("presenter_40x14", screen(&mut presenter, 40, 14));
+}
