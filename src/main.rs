@@ -218,10 +218,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Some(path) => sshbio::ssh::hostkey::load_authorized_keys(path)?,
             None => Vec::new(),
         },
-        share: Arc::new(sshbio::tui::app::Share {
-            command: public_command(&args),
-            url: args.public_url.clone(),
-        }),
+        share: Arc::new(sshbio::tui::app::Share::new(
+            args.public_host.as_deref(),
+            args.public_port,
+            args.public_url.clone(),
+        )),
         ..Settings::default()
     };
     let limits = Limits {
@@ -296,16 +297,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         server::run(listener, config, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
-    })
-}
-
-/// `ssh [-p PORT] HOST` for the public host, when it is known.
-fn public_command(args: &ServeArgs) -> Option<String> {
-    let host = args.public_host.as_ref()?;
-    Some(if args.public_port == 22 {
-        format!("ssh {host}")
-    } else {
-        format!("ssh -p {} {host}", args.public_port)
     })
 }
 

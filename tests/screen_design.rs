@@ -219,7 +219,7 @@ async fn openssh_in_tmux_at_40x14_and_200x60() {
         let wall = Tmux::start("wall", (200, 60), &ssh);
         let pane = wall.wait_for("the hero", |p| p.contains("Lighthouse keeper turned compiler writer"));
         assert!(
-            pane.contains('▀') && pane.contains("● 01 Early days"),
+            pane.contains('█') && pane.contains("● 01 Early days"),
             "block letters and the timeline:\n{pane}"
         );
         let text = pane.lines().find(|l| l.contains("Ada Quill grew up")).unwrap();

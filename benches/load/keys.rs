@@ -55,10 +55,10 @@ pub async fn part_keys(ctx: &mut Ctx, server: &Server) -> Result<()> {
 async fn open_section_6(ctx: &Ctx, server: &Server, size: (u16, u16), wire: Arc<Wire>) -> Result<Session> {
     let (mut s, _) =
         Session::open(server.addr, ctx.config.clone(), &ctx.opts.user, size, wire, false).await?;
-    // Go to section 6, wait for its tab to show.
+    // Go to section 6, wait for its numbered title to show.
     s.screen.channel.data_bytes(&b"6"[..]).await?;
     let deadline = tokio::time::Instant::now() + STEP;
-    while !s.screen.vt.screen().contents().contains("6/") {
+    while !s.screen.vt.screen().contents().contains("06  ") {
         let msg = tokio::time::timeout_at(deadline, s.screen.channel.wait())
             .await
             .map_err(|_| anyhow!("section 6 did not show; screen:\n{}", s.screen.vt.screen().contents()))?;

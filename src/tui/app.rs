@@ -53,6 +53,17 @@ pub struct Share {
     pub url: Option<String>,
 }
 
+impl Share {
+    /// From `--public-host`, `--public-port` and `--public-url`: `ssh [-p PORT] HOST`.
+    pub fn new(host: Option<&str>, port: u16, url: Option<String>) -> Self {
+        let command = host.map(|host| match port {
+            22 => format!("ssh {host}"),
+            port => format!("ssh -p {port} {host}"),
+        });
+        Self { command, url }
+    }
+}
+
 /// Where the palette came from: a reply from the terminal never overrides the visitor's `t`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PaletteSource {
@@ -607,5 +618,15 @@ mod tests {
         assert_eq!((app.overlay(), app.scroll()), (Overlay::None, 0), "returns, and j is not applied");
         key(&mut app, Key::Char('c'));
         assert_eq!(key(&mut app, Key::Ctrl('c')), Some(Effect::Quit), "Ctrl-C still quits");
+    }
+
+    #[test]
+    fn the_share_command_comes_from_the_public_host_and_port() {
+        assert_eq!(
+            Share::new(Some("bio.example.com"), 22, None).command.as_deref(),
+            Some("ssh bio.example.com")
+        );
+        assert_eq!(Share::new(Some("h"), 2222, None).command.as_deref(), Some("ssh -p 2222 h"));
+        assert_eq!(Share::new(None, 22, Some("https://x/".into())).command, None);
     }
 }

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod input;
 pub mod keymap;
+pub mod nav;
 pub mod preview;
 pub mod screen;
 pub mod share;

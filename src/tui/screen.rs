@@ -514,3 +514,34 @@ mod budget {
         }
     }
 }
+
+#[cfg(test)]
+mod join_card {
+    use super::*;
+    use crate::tui::input::{Event, Key};
+    use std::num::NonZeroU16;
+    use std::path::Path;
+
+    #[test]
+    fn the_join_card_count_follows_arrivals_even_on_a_hibernated_screen() {
+        let path = format!("{}/tests/fixtures/small.toml", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("fixture");
+        let content = Arc::new(crate::content::parse_str(&text, Path::new(&path)).expect("parses"));
+        let mut app = App::new(content, None);
+        app.set_role(Role::Presenter);
+        let _ = app.set_audience(Audience { connected: 7, following: 6 });
+        let mut screen = Screen::new(80, 24, ColorDepth::Ansi256, ui::Options::default());
+        let mut vt =
+            vt100::Parser::new(NonZeroU16::new(24).expect("rows"), NonZeroU16::new(80).expect("cols"), 0);
+        vt.process(&screen.first_frame(&mut app, &FrameCache::default()));
+        app.handle(&Event::Key(Key::Char('c')));
+        vt.process(&screen.render(&mut app));
+        let before = vt.screen().contents();
+        screen.hibernate(&app);
+        let _ = app.set_audience(Audience { connected: 8, following: 7 });
+        vt.process(&screen.patch_top_line(&app, &FrameCache::default()));
+        let after = vt.screen().contents();
+        assert_ne!(before, after, "the large digits changed");
+        assert!(after.contains("people here") && !after.contains("● 8 here"), "{after}");
+    }
+}

@@ -111,7 +111,7 @@ pub fn draw_share(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
                 lines.push(Line::default());
             }
         }
-        lines.push(Line::styled(format!("  {url}"), theme.link));
+        lines.push(Line::from(vec![Span::raw("  "), Span::styled(url.as_str(), theme.link)]));
     }
     let width =
         lines.iter().map(Line::width).max().unwrap_or(0).max(usize::from(qr_cols) * usize::from(show_qr));
@@ -120,8 +120,8 @@ pub fn draw_share(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
     let popup = centred(area, width, height);
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
-        .border_style(theme.rule)
-        .title(Line::styled(" Share ", theme.title))
+        .border_style(theme.number)
+        .title(Line::styled(" Share ", theme.number))
         .title_bottom(Line::styled(" any key closes ", theme.muted).right_aligned());
     let inner = block.inner(popup).inner(ratatui::layout::Margin::new(1, 0));
     Clear.render(popup, buf);
@@ -136,8 +136,29 @@ pub fn draw_share(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
 
 /// The join card: the whole screen, for a projector while the room connects.
 pub fn draw_join_card(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
-    let share = app.share();
+    // Drawn from the top on a scratch buffer, then moved down so it sits in the middle.
+    let mut card = Buffer::empty(area);
+    draw_card_from_top(&mut card, area, app, theme);
+    let hint_y = area.bottom().saturating_sub(1);
+    let blank =
+        |y: u16| (area.left()..area.right()).all(|x| card.cell((x, y)).is_none_or(|c| c.symbol() == " "));
+    let bottom = (area.y..hint_y).rev().find(|&y| !blank(y)).unwrap_or(area.y);
+    let shift = hint_y.saturating_sub(bottom + 1) / 2;
     Clear.render(area, buf);
+    for y in area.y..=bottom {
+        for x in area.left()..area.right() {
+            if let (Some(from), Some(to)) = (card.cell((x, y)), buf.cell_mut((x, y.saturating_add(shift)))) {
+                *to = from.clone();
+            }
+        }
+    }
+    let hint = Line::styled("any key returns", theme.muted).centered();
+    Paragraph::new(hint).render(Rect::new(area.x, hint_y, area.width, 1), buf);
+}
+
+/// The join card's content, from the top of `area` (the hint row is left free).
+fn draw_card_from_top(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
+    let share = app.share();
     let mut y = area.y + u16::from(area.height >= 20);
     let title = format!("Join {} in your terminal", app.content().name);
     Paragraph::new(Line::styled(title, theme.muted).centered())
@@ -147,8 +168,9 @@ pub fn draw_join_card(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
         // Block letters unless they would push the QR code off the screen.
         let qr_rows = share.url.as_deref().and_then(Qr::new).map_or(0, |qr| qr.cells().1 + 1);
         let big_fits = y + 5 + qr_rows < area.bottom() || qr_rows == 0;
-        match big_name(command, area.width.saturating_sub(2)).filter(|_| area.height >= 14 && big_fits) {
-            Some((size, width)) => {
+        match big_name(command, area.width.saturating_sub(2), false).filter(|_| area.height >= 14 && big_fits)
+        {
+            Some((size, width, _)) => {
                 let x = area.x + (area.width - width) / 2;
                 draw_big(buf, Rect::new(x, y, width, 4), command, size, theme.big);
                 y += 5;
@@ -161,8 +183,6 @@ pub fn draw_join_card(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
         }
     }
     let hint_y = area.bottom().saturating_sub(1);
-    let hint = Line::styled("any key returns", theme.muted).centered();
-    Paragraph::new(hint).render(Rect::new(area.x, hint_y, area.width, 1), buf);
     let room = Rect::new(area.x, y, area.width, hint_y.saturating_sub(y));
     draw_code_and_count(buf, room, app, theme);
 }
@@ -172,7 +192,8 @@ fn draw_code_and_count(buf: &mut Buffer, room: Rect, app: &App, theme: &Theme) {
     let share = app.share();
     let qr = share.url.as_deref().and_then(Qr::new);
     let count = app.audience().map(|a| a.connected.to_string());
-    let count_width = count.as_deref().map_or(0, |c| big_name(c, u16::MAX).map_or(0, |(_, w)| w)).max(12);
+    let count_width =
+        count.as_deref().map_or(0, |c| big_name(c, u16::MAX, false).map_or(0, |(_, w, _)| w)).max(12);
     let (qr_cols, qr_rows) = qr.as_ref().map_or((0, 0), Qr::cells);
     let gap = 6;
     let fits_qr = qr.is_some() && qr_rows < room.height && qr_cols <= room.width;
@@ -202,8 +223,8 @@ fn draw_code_and_count(buf: &mut Buffer, room: Rect, app: &App, theme: &Theme) {
     let Some(count) = count else { return };
     let count_x = if side_by_side { x + qr_cols + gap } else { x };
     let top = if side_by_side { room.y + qr_rows.saturating_sub(6) / 2 } else { room.y + 2 };
-    match big_name(&count, room.width) {
-        Some((size, width)) if top + 6 <= room.bottom() => {
+    match big_name(&count, room.width, false) {
+        Some((size, width, _)) if top + 6 <= room.bottom() => {
             draw_big(buf, Rect::new(count_x, top, width, 4), &count, size, theme.big);
             buf.set_string(count_x, top + 5, "people here", theme.muted);
         }

@@ -256,6 +256,11 @@ fn indexed_to_rgb(i: u8) -> (u8, u8, u8) {
 }
 
 /// Nearest xterm 256-colour index (6x6x6 cube or grey ramp) to an RGB value.
+///
+/// Kept hand-written rather than the `ansi_colours` crate (issue 14): that crate is
+/// LGPL-3.0-or-later, which a statically linked MIT/Apache-2.0 binary can't take on lightly,
+/// and the themes use a handful of fixed colours whose 16-colour versions are chosen by hand
+/// anyway (`theme.rs`), so a perceptual mapping would change little.
 pub fn rgb_to_256(r: u8, g: u8, b: u8) -> u8 {
     let cube = |v: u8| -> u8 {
         match v {

@@ -24,6 +24,7 @@ use unicode_width::UnicodeWidthStr;
 use crate::content::text::wrap;
 use crate::tui::app::{App, Follow, Overlay, Page, Role, Viewport};
 use crate::tui::keymap;
+use crate::tui::nav::{draw_strip, draw_timeline, fit, number, timeline_width};
 use crate::tui::share;
 use crate::tui::terminal::ColorDepth;
 use crate::tui::theme::{self, Theme};
@@ -79,7 +80,7 @@ struct Areas {
     banner: Option<Rect>,
     /// The hero: name (in block letters when they fit), headline, intro. `None`: the top row
     /// carries the name.
-    hero: Option<(Rect, Option<(PixelSize, u16)>)>,
+    hero: Option<(Rect, Option<BigSize>)>,
     /// The chapter timeline (wide) or strip (narrow).
     nav: Nav,
     /// The chapter's number and title.
@@ -98,69 +99,135 @@ enum Nav {
     Strip(Rect),
 }
 
-/// `text` in block letters: pixel size and width in cells, the largest that fits in `width`.
-pub fn big_name(text: &str, width: u16) -> Option<(PixelSize, u16)> {
+/// Block letters: pixel size, width and height in cells.
+pub type BigSize = (PixelSize, u16, u16);
+
+/// `text` in block letters: pixel size, width and height in cells, the largest that fits in
+/// `width` (the tallest size only when `tall`).
+pub fn big_name(text: &str, width: u16, tall: bool) -> Option<BigSize> {
     // The 8x8 font has Basic Latin and Latin-1; anything else would be drawn blank.
     if !text.chars().all(|c| matches!(c, ' '..='~' | '\u{a0}'..='\u{ff}')) {
         return None;
     }
     let chars = u16::try_from(text.chars().count()).ok()?;
-    [(PixelSize::HalfHeight, 8), (PixelSize::Quadrant, 4)]
+    let sizes = [(PixelSize::Full, 8, 8), (PixelSize::HalfHeight, 8, 4), (PixelSize::Quadrant, 4, 4)];
+    sizes
         .into_iter()
-        .map(|(size, per_char)| (size, chars.saturating_mul(per_char)))
-        .find(|&(_, cells)| cells <= width)
+        .skip(usize::from(!tall))
+        .map(|(size, per_char, rows)| (size, chars.saturating_mul(per_char), rows))
+        .find(|&(_, cells, _)| cells <= width)
 }
 
-/// Lays out the screen for `app` in `area` (already known to fit).
-fn areas(app: &App, area: Rect) -> Areas {
-    let content = app.content();
+/// The horizontal layout: where the block everything aligns to sits, and its parts.
+#[derive(Debug, Clone, Copy)]
+struct Columns {
+    /// The timeline beside the text (else the one-line strip above it).
+    wide: bool,
+    x: u16,
+    block_width: u16,
+    nav_width: u16,
+    text_x: u16,
+    text_width: u16,
+}
+
+fn columns(app: &App, area: Rect) -> Columns {
     let nav_width = timeline_width(app);
     let beside = area.width.saturating_sub(2 + nav_width + NAV_GAP);
     let wide = beside >= MIN_TEXT_BESIDE_NAV;
-    // The block everything aligns to: centred, never wider than it needs.
+    // Centred, never wider than it needs.
     let text_width =
         if wide { beside.min(READING_WIDTH) } else { area.width.saturating_sub(2).min(READING_WIDTH) };
     let block_width = if wide { nav_width + NAV_GAP + text_width } else { text_width };
     let x = area.x + (area.width - block_width) / 2;
-    let mut y = area.y + 1; // row 0: the status row
-    let bottom = area.bottom();
-    let roomy = area.height >= 20;
+    let text_x = if wide { x + nav_width + NAV_GAP } else { x };
+    Columns { wide, x, block_width, nav_width, text_x, text_width }
+}
 
-    let banner = banner_text(app, area.width).map(|_| {
-        let rect = Rect::new(area.x, y, area.width, 1);
-        y += 1;
-        rect
-    });
-    let hero = (area.width >= HERO_WIDTH && area.height >= HERO_HEIGHT).then(|| {
+/// The hero on this screen: `None` on small terminals (the top row carries the name), else
+/// the block-letter size when the name fits in them.
+fn hero_size(app: &App, area: Rect, x: u16) -> Option<Option<BigSize>> {
+    (area.width >= HERO_WIDTH && area.height >= HERO_HEIGHT).then(|| {
         // Block letters may use the margin at the right, never beyond the screen.
-        let big = big_name(&content.name, area.right().saturating_sub(x + 1));
-        let name_rows = if big.is_some() { 4 } else { 1 };
-        let height = name_rows + 1 + u16::from(content.intro.is_some());
-        let rect = Rect::new(x, y, area.right().saturating_sub(x + 1), height);
-        y += height + 1;
-        (rect, big)
+        big_name(&app.content().name, area.right().saturating_sub(x + 1), area.height >= TALL)
+    })
+}
+
+/// From this height on, the name may take 8 rows.
+const TALL: u16 = 48;
+
+/// Lays out the screen for `app` in `area` (already known to fit). When everything fits with
+/// room to spare (the longest chapter included), the composition is centred vertically and
+/// the footer follows it; otherwise the text takes the rows left and scrolls.
+fn areas(app: &App, area: Rect) -> Areas {
+    let content = app.content();
+    let cols = columns(app, area);
+    let roomy = area.height >= 20;
+    let gap = u16::from(roomy);
+    let hero = hero_size(app, area, cols.x);
+    let banner_rows = u16::from(banner_text(app, area.width).is_some());
+    let hero_rows = hero.map_or(gap, |big| {
+        let name_rows = big.map_or(1, |(_, _, rows)| rows);
+        // A blank row under the top row, the name, headline, intro, a blank row.
+        1 + name_rows + 1 + u16::from(content.intro.is_some()) + 1
     });
-    if hero.is_none() && roomy {
+    let strip_rows = if cols.wide { 0 } else { 1 + gap };
+    // Title and its gap; after the text a gap and the status row.
+    let (above_text, below_text) = (1 + gap, gap + 1);
+    let fixed = 1 + banner_rows + hero_rows + strip_rows + above_text + below_text + 1;
+    let centred = (area.height > HERO_HEIGHT)
+        .then(|| {
+            let longest = (0..app.page_count())
+                .map(|page| body_lines(app, page, usize::from(cols.text_width), &MONO_FOR_LAYOUT).len())
+                .max()
+                .unwrap_or(0);
+            let timeline = u16::try_from(app.page_count() * 2).unwrap_or(u16::MAX);
+            let text = u16::try_from(longest).ok()?;
+            let middle = (above_text + text + below_text).max(if cols.wide { timeline } else { 0 });
+            // The composition plus a blank row before the footer.
+            let total = (fixed - above_text - below_text).saturating_add(middle).saturating_add(1);
+            // A little above the middle, where the eye expects it.
+            (total < area.height).then(|| (text, area.height.saturating_sub(total) * 2 / 5, middle))
+        })
+        .flatten();
+
+    let mut y = area.y + 1 + centred.map_or(0, |(_, offset, _)| offset);
+    let banner = (banner_rows > 0).then(|| Rect::new(area.x, area.y + 1, area.width, 1));
+    if banner.is_some() {
         y += 1;
     }
-    let footer = Rect::new(x, bottom.saturating_sub(1), block_width, 1);
-    let last = bottom.saturating_sub(2);
-    let (nav, text_x) = if wide {
-        let nav = Rect::new(x, y, nav_width, last.saturating_sub(y));
-        (Nav::Timeline(nav), x + nav_width + NAV_GAP)
+    let hero = hero.map(|big| {
+        let rect = Rect::new(cols.x, y + 1, area.right().saturating_sub(cols.x + 1), hero_rows - 2);
+        (rect, big)
+    });
+    y += hero_rows;
+    let (nav, mut y) = if cols.wide {
+        (Nav::Timeline(Rect::new(cols.x, y, cols.nav_width, area.bottom().saturating_sub(y + 2))), y)
     } else {
-        let strip = Rect::new(x, y, block_width, 1);
-        y += if roomy { 2 } else { 1 };
-        (Nav::Strip(strip), x)
+        (Nav::Strip(Rect::new(cols.x, y, cols.block_width, 1)), y + strip_rows)
     };
-    let title = Rect::new(text_x, y, text_width, 1);
-    y += if roomy { 2 } else { 1 };
-    let gap = u16::from(roomy);
-    let body = Rect::new(text_x, y, text_width, last.saturating_sub(y + gap));
-    let status =
-        Rect::new(if wide { text_x } else { x }, last, if wide { text_width } else { block_width }, 1);
+    let title = Rect::new(cols.text_x, y, cols.text_width, 1);
+    y += above_text;
+    let last = area.bottom().saturating_sub(2);
+    let body_height = match centred {
+        Some((text, _, _)) => text,
+        None => last.saturating_sub(y + gap),
+    };
+    let body = Rect::new(cols.text_x, y, cols.text_width, body_height);
+    let status_y = if centred.is_some() { y + body_height + gap } else { last };
+    let (status_x, status_width) =
+        if cols.wide { (cols.text_x, cols.text_width) } else { (cols.x, cols.block_width) };
+    let status = Rect::new(status_x, status_y, status_width, 1);
+    // Under the taller of the text and the timeline, after a blank row.
+    let footer_y = match centred {
+        Some((_, _, middle)) => (title.y + middle + 1).min(area.bottom().saturating_sub(1)),
+        None => last + 1,
+    };
+    let footer = Rect::new(cols.x, footer_y, cols.block_width, 1);
     Areas { banner, hero, nav, title, body, status, footer }
 }
+
+/// Wrapping for the layout only counts lines; any theme will do.
+const MONO_FOR_LAYOUT: Theme = theme::MONO;
 
 /// Draws the whole screen and returns the geometry of what was drawn.
 pub fn draw(frame: &mut Frame, app: &App, look: Look) -> Viewport {
@@ -251,15 +318,17 @@ fn audience_text(app: &App) -> Option<String> {
 pub fn draw_top_line(buf: &mut Buffer, row: Rect, height: u16, app: &App, look: Look) {
     let theme = look.theme(app);
     let content = app.content();
-    let hero = areas(app, Rect::new(row.x, row.y, row.width, height)).hero;
+    let screen = Rect::new(row.x, row.y, row.width, height);
+    let x = columns(app, screen).x;
+    let hero = hero_size(app, screen, x);
     let audience = audience_text(app);
     let audience_width = audience.as_deref().map_or(0, UnicodeWidthStr::width);
     let mut used = 0;
-    if let Some((rect, Some(_))) = hero {
+    if let Some(Some(_)) = hero {
         // Over block letters, the name also as text, small and muted: a page header that a
         // screen reader, a copy or a search can find.
-        let room = usize::from(row.width.saturating_sub(rect.x)).saturating_sub(audience_width + 2);
-        let (end, _) = buf.set_stringn(rect.x, row.y, &content.name, room, theme.muted);
+        let room = usize::from(row.width.saturating_sub(x)).saturating_sub(audience_width + 2);
+        let (end, _) = buf.set_stringn(x, row.y, &content.name, room, theme.muted);
         used = usize::from(end.saturating_sub(row.x));
     }
     if hero.is_none() {
@@ -288,13 +357,13 @@ pub fn draw_top_line(buf: &mut Buffer, row: Rect, height: u16, app: &App, look: 
 
 /// The name (in block letters when they fit), the headline in the accent colour, the intro
 /// muted.
-fn draw_hero(buf: &mut Buffer, area: Rect, big: Option<(PixelSize, u16)>, app: &App, theme: &Theme) {
+fn draw_hero(buf: &mut Buffer, area: Rect, big: Option<BigSize>, app: &App, theme: &Theme) {
     let content = app.content();
     let mut y = area.y;
     match big {
-        Some((size, width)) => {
-            draw_big(buf, Rect::new(area.x, y, width, 4), &content.name, size, theme.name);
-            y += 4;
+        Some((size, width, rows)) => {
+            draw_big(buf, Rect::new(area.x, y, width, rows), &content.name, size, theme.name);
+            y += rows;
         }
         None => {
             buf.set_stringn(area.x, y, &content.name, usize::from(area.width), theme.name);
@@ -321,134 +390,6 @@ pub fn draw_big(buf: &mut Buffer, area: Rect, text: &str, size: PixelSize, style
     }
 }
 
-/// `01`, `02`, ... as on the web page; the links page has no number.
-fn number(app: &App, index: usize) -> String {
-    match app.page(index) {
-        Page::Section(i) => format!("{:02}", i + 1),
-        Page::Links => String::from("↗"),
-    }
-}
-
-/// Cuts `text` to `width` columns, ending in `…` when cut.
-fn fit(text: &str, width: usize) -> String {
-    if text.width() <= width {
-        return text.to_string();
-    }
-    let mut out = String::new();
-    let mut used = 0;
-    for c in text.chars() {
-        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
-        if used + w + 1 > width {
-            break;
-        }
-        out.push(c);
-        used += w;
-    }
-    out.push('…');
-    out
-}
-
-/// Columns the timeline takes: the longest title, within bounds.
-fn timeline_width(app: &App) -> u16 {
-    let longest = (0..app.page_count()).map(|i| app.page_title(i).width()).max().unwrap_or(0);
-    u16::try_from(longest + 5).unwrap_or(u16::MAX).clamp(16, 30)
-}
-
-/// The chapters as a timeline: `● 01 Title`, joined by a line when there is room.
-fn draw_timeline(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) -> Vec<(Rect, usize)> {
-    let count = app.page_count();
-    let spaced = usize::from(area.height) >= count * 2;
-    let step: u16 = if spaced { 2 } else { 1 };
-    let mut hits = Vec::new();
-    for index in 0..count {
-        let Some(y) = u16::try_from(index).ok().and_then(|i| i.checked_mul(step)).map(|dy| area.y + dy)
-        else {
-            break;
-        };
-        if y >= area.bottom() {
-            break;
-        }
-        let selected = index == app.selected();
-        let (dot, style) = if selected { ("●", theme.nav_selected) } else { ("○", theme.nav) };
-        let title = fit(app.page_title(index), usize::from(area.width.saturating_sub(5)));
-        let line = Line::from(vec![
-            Span::styled(dot, if selected { theme.number } else { theme.rule }),
-            Span::raw(" "),
-            Span::styled(number(app, index), if selected { theme.number } else { theme.nav }),
-            Span::raw(" "),
-            Span::styled(title, style),
-        ]);
-        buf.set_line(area.x, y, &line, area.width);
-        if spaced && index + 1 < count && y + 1 < area.bottom() {
-            buf.set_string(area.x, y + 1, "│", theme.rule);
-        }
-        hits.push((Rect::new(area.x, y, area.width, 1), index));
-    }
-    hits
-}
-
-/// The chapters on one line: `01 Early days  02 The lighthouse  ›`, scrolled so the current
-/// one shows; `‹` and `›` (previous, next) are clickable like the titles.
-fn draw_strip(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) -> Vec<(Rect, usize)> {
-    let count = app.page_count();
-    let selected = app.selected();
-    let max_item = usize::from(area.width.saturating_sub(4)).max(4);
-    let items: Vec<(String, String)> = (0..count)
-        .map(|i| {
-            let number = number(app, i);
-            let title = fit(app.page_title(i), max_item.saturating_sub(number.width() + 1).min(24));
-            (number, title)
-        })
-        .collect();
-    let width_of = |i: usize| items.get(i).map_or(0, |(n, t)| n.width() + 1 + t.width());
-    // The visible run: from the current item, add neighbours right then left while they fit.
-    let room = usize::from(area.width.saturating_sub(4));
-    let (mut first, mut last) = (selected, selected);
-    let mut used = width_of(selected);
-    loop {
-        let grown = if last + 1 < count && used + 2 + width_of(last + 1) <= room {
-            last += 1;
-            used += 2 + width_of(last);
-            true
-        } else if first > 0 && used + 2 + width_of(first - 1) <= room {
-            first -= 1;
-            used += 2 + width_of(first);
-            true
-        } else {
-            false
-        };
-        if !grown {
-            break;
-        }
-    }
-    let mut hits = Vec::new();
-    let previous = (selected + count - 1) % count.max(1);
-    let next = (selected + 1) % count.max(1);
-    if first > 0 {
-        buf.set_string(area.x, area.y, "‹", theme.key);
-        hits.push((Rect::new(area.x, area.y, 1, 1), previous));
-    }
-    let mut x = area.x + if first > 0 { 2 } else { 0 };
-    for (i, (number, title)) in items.iter().enumerate().take(last + 1).skip(first) {
-        let here = i == selected;
-        let line = Line::from(vec![
-            Span::styled(number.as_str(), if here { theme.number } else { theme.nav }),
-            Span::raw(" "),
-            Span::styled(title.as_str(), if here { theme.nav_selected } else { theme.nav }),
-        ]);
-        let width = u16::try_from(line.width()).unwrap_or(0);
-        buf.set_line(x, area.y, &line, width);
-        hits.push((Rect::new(x, area.y, width, 1), i));
-        x = x.saturating_add(width + 2);
-    }
-    if last + 1 < count {
-        let at = area.right().saturating_sub(1);
-        buf.set_string(at, area.y, "›", theme.key);
-        hits.push((Rect::new(at, area.y, 1, 1), next));
-    }
-    hits
-}
-
 /// The chapter's number in the accent colour and its title.
 fn draw_title(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
     let index = app.selected();
@@ -462,7 +403,7 @@ fn draw_title(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
 
 /// The page text. Returns (visible rows, total wrapped lines).
 fn draw_body(buf: &mut Buffer, area: Rect, app: &App, look: Look, theme: &Theme) -> (usize, usize) {
-    let lines = body_lines(app, usize::from(area.width), theme);
+    let lines = body_lines(app, app.selected(), usize::from(area.width), theme);
     let height = usize::from(area.height);
     let total = lines.len();
     let scroll = app.scroll().min(total.saturating_sub(height));
@@ -481,11 +422,11 @@ fn draw_body(buf: &mut Buffer, area: Rect, app: &App, look: Look, theme: &Theme)
     (height, total)
 }
 
-/// Wraps the selected page to `width` columns, a blank line between paragraphs.
-fn body_lines(app: &App, width: usize, theme: &Theme) -> Vec<BodyLine> {
+/// Wraps page `page` to `width` columns, a blank line between paragraphs.
+fn body_lines(app: &App, page: usize, width: usize, theme: &Theme) -> Vec<BodyLine> {
     let content = app.content();
     let mut lines = Vec::new();
-    match app.page(app.selected()) {
+    match app.page(page) {
         Page::Section(i) => {
             let Some(section) = content.sections.get(i) else { return lines };
             for (n, paragraph) in section.paragraphs.iter().enumerate() {
@@ -562,6 +503,11 @@ fn draw_status(
     });
     let position_width = position.as_deref().map_or(0, |p| p.width() + 2);
     let room = usize::from(area.width).saturating_sub(position_width);
+    // Short form where the long one would be cut: `2/7`.
+    let here = match app.page(selected) {
+        Page::Section(i) if here.width() > room => format!("{}/{chapters}", i + 1),
+        _ => here,
+    };
     let mut spans = vec![Span::styled(here, theme.muted)];
     let mut target = None;
     if next < app.page_count() {
@@ -613,7 +559,7 @@ fn draw_help(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let after_mouse_key = rows.iter().position(|(k, _)| *k == "m").map_or(rows.len(), |i| i + 1);
     rows.insert(after_mouse_key, ("mouse", "wheel scrolls, click picks a chapter"));
     let key_width = rows.iter().map(|(k, _)| k.width()).max().unwrap_or(0);
-    let lines: Vec<Line> = rows
+    let full: Vec<Line> = rows
         .iter()
         .map(|(k, what)| {
             Line::from(vec![
@@ -622,16 +568,42 @@ fn draw_help(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             ])
         })
         .collect();
+    let fits = full.iter().map(Line::width).max().unwrap_or(0) + 3 <= usize::from(area.width)
+        && full.len() + 2 <= usize::from(area.height);
+    // On a small terminal: the first key of each row and its text, in two columns.
+    let lines = if fits { full } else { help_in_two_columns(&rows, area, theme) };
     let width = lines.iter().map(Line::width).max().unwrap_or(0) + 3;
     let width = u16::try_from(width).unwrap_or(u16::MAX).min(area.width);
     let height = (u16::try_from(lines.len()).unwrap_or(u16::MAX) + 2).min(area.height);
     let popup = centred(area, width, height);
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
-        .border_style(theme.rule)
-        .title(Line::styled(" Keys ", theme.title));
+        .border_style(theme.number)
+        .title(Line::styled(" Keys ", theme.number));
     frame.render_widget(Clear, popup);
     frame.render_widget(Paragraph::new(lines).block(block), popup);
+}
+
+/// The help rows packed in two columns for small terminals, each cut to its column.
+fn help_in_two_columns<'a>(rows: &[(&'a str, &'a str)], area: Rect, theme: &Theme) -> Vec<Line<'a>> {
+    let column = usize::from(area.width.saturating_sub(3)) / 2;
+    let cell = |(keys, what): (&'a str, &'a str)| {
+        let key = keys.split_whitespace().next().unwrap_or(keys);
+        let text = fit(what, column.saturating_sub(key.width() + 2));
+        let pad = column.saturating_sub(key.width() + 1 + text.width());
+        vec![
+            Span::styled(format!(" {key}"), theme.key),
+            Span::styled(format!(" {text}{}", " ".repeat(pad)), theme.text),
+        ]
+    };
+    let half = rows.len().div_ceil(2);
+    (0..half)
+        .map(|i| {
+            let mut spans = rows.get(i).copied().map(cell).unwrap_or_default();
+            spans.extend(rows.get(i + half).copied().map(cell).unwrap_or_default());
+            Line::from(spans)
+        })
+        .collect()
 }
 
 /// A `width`x`height` rectangle in the middle of `area`.

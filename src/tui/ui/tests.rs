@@ -314,3 +314,38 @@ fn scrolling_changes_the_visible_text() {
     assert_ne!(top, bottom);
     assert!(top.contains("1-") && bottom.contains(" of "), "{bottom}");
 }
+
+#[test]
+fn help_on_a_phone() {
+    let mut app = fixture("small");
+    key(&mut app, '?');
+    insta::assert_snapshot!("help_40x14", screen(&mut app, 40, 14));
+}
+
+#[test]
+fn a_long_timeline_beside_short_chapters_keeps_the_footer_below_it() {
+    let mut content = fixture("small").content().clone();
+    for n in 4..=9 {
+        let mut section = content.sections[0].clone();
+        section.title = format!("Chapter {n}");
+        section.slug = format!("chapter-{n}");
+        section.paragraphs = vec!["Short.".into()];
+        content.sections.push(section);
+    }
+    let mut app = App::new(Arc::new(content), None);
+    let text = screen(&mut app, 120, 40);
+    let footer = text.lines().position(|l| l.contains("? help")).expect("footer");
+    let last_chapter = text.lines().position(|l| l.contains("09 Chapter 9")).expect("timeline");
+    assert!(footer > last_chapter, "{text}");
+}
+
+#[test]
+fn follow_banner_and_presenter_header() {
+    let mut app = fixture("small");
+    app.set_presenter(Some(crate::room::PresenterPosition { page: 1, scroll: 0 }));
+    insta::assert_snapshot!("following_80x24", screen(&mut app, 80, 24));
+    let mut presenter = fixture("small");
+    presenter.set_role(Role::Presenter);
+    let _ = presenter.set_audience(crate::room::Audience { connected: 120, following: 117 });
+    insta::assert_snapshot!("presenter_40x14", screen(&mut presenter, 40, 14));
+}
