@@ -64,7 +64,9 @@ def drive_tui(recv, send, exit_status, keys=True):
             phases[phase].append(data.hex())
             seen += data
             # The first frame also starts by hiding the cursor: only an end counts.
-            if needle is not None and seen.removesuffix(b"\x1b[0m").endswith(needle):
+            # The first frame ends with the background-colour query (OSC 11) after its reset.
+            end = seen.removesuffix(b"\x1b]11;?\x1b\\").removesuffix(b"\x1b[0m")
+            if needle is not None and end.endswith(needle):
                 return True
         return False
 
