@@ -665,6 +665,27 @@ mod tests {
         }
     }
 
+    /// How long one render of the long fixture takes, for comparing implementations:
+    /// `cargo test --release --lib http::web::tests::render_time -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn render_time() {
+        let mut content = fixtures::parse(fixtures::LONG);
+        content.links = vec![Link { label: "Blog".into(), url: "https://example.com/blog".into() }];
+        let info = info();
+        let rounds = 2_000;
+        let mut bytes = 0;
+        for _ in 0..rounds / 10 {
+            bytes += render_page(&content, &info).len(); // warm-up
+        }
+        let started = std::time::Instant::now();
+        for _ in 0..rounds {
+            bytes += std::hint::black_box(render_page(std::hint::black_box(&content), &info)).len();
+        }
+        let per = started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+        println!("render_page: {per:.1} µs per render ({} bytes)", bytes / (rounds + rounds / 10) as usize);
+    }
+
     #[test]
     fn stylesheet_has_both_schemes() {
         assert!(STYLE.starts_with(":root{color-scheme:light dark;--bg:#fbfaf7;"));
