@@ -1,10 +1,10 @@
 //! The web companion page: `/` renders the bio as one self-contained, script-free HTML page (for a
 //! phone where ssh is not an option) and `/bio.json` serves the `ssh host json` document. Owns the
-//! HTML, its escaping and its CSS. Shows SSH facts it is handed (`PageInfo`) but never touches
-//! russh, and the page must not load anything from elsewhere.
+//! HTML and its escaping; the stylesheet comes from `style`. Shows SSH facts it is handed
+//! (`PageInfo`) but never touches russh, and the page must not load anything from elsewhere.
 
 use std::fmt::{self, Display, Write as _};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::watch;
 
+use super::style::{DARK, LIGHT, STYLE};
 use crate::commands;
 use crate::content::Content;
 
@@ -57,140 +58,6 @@ impl Display for Escaped<'_> {
 pub fn escape(text: &str) -> String {
     Escaped(text).to_string()
 }
-
-/// The colours of one scheme. Kept as data so a unit test can check their contrast.
-struct Palette {
-    /// Page background.
-    bg: &'static str,
-    /// Body text.
-    fg: &'static str,
-    /// Secondary text (intro, URLs, footer).
-    muted: &'static str,
-    /// The headline and section numbers.
-    accent: &'static str,
-    /// Links.
-    link: &'static str,
-    /// Borders and rules; decoration only, not text.
-    line: &'static str,
-    /// The "Read it in your terminal" card.
-    card: &'static str,
-    /// The command line inside the card: a terminal in both schemes.
-    term_bg: &'static str,
-    /// Text on `term_bg`.
-    term_fg: &'static str,
-    /// The `$` prompt on `term_bg`.
-    prompt: &'static str,
-}
-
-const LIGHT: Palette = Palette {
-    bg: "#fbfaf7",
-    fg: "#1c1d21",
-    muted: "#55585f",
-    accent: "#0b6a64",
-    link: "#0a53a8",
-    line: "#dcd8cf",
-    card: "#f1eee7",
-    term_bg: "#16191d",
-    term_fg: "#eceff1",
-    prompt: "#7fd8a6",
-};
-
-const DARK: Palette = Palette {
-    bg: "#121417",
-    fg: "#e7e5e1",
-    muted: "#a5a8ae",
-    accent: "#63cbbf",
-    link: "#8fbcff",
-    line: "#30343a",
-    card: "#1a1d22",
-    term_bg: "#07090b",
-    term_fg: "#eceff1",
-    prompt: "#7fd8a6",
-};
-
-impl Palette {
-    fn css_vars(&self) -> String {
-        format!(
-            "--bg:{};--fg:{};--muted:{};--accent:{};--link:{};--line:{};--card:{};\
-             --term-bg:{};--term-fg:{};--prompt:{}",
-            self.bg,
-            self.fg,
-            self.muted,
-            self.accent,
-            self.link,
-            self.line,
-            self.card,
-            self.term_bg,
-            self.term_fg,
-            self.prompt
-        )
-    }
-}
-
-/// Everything but the colours. System fonts only: the page loads nothing from anywhere.
-const CSS_RULES: &str = r#"
-*,*::before,*::after{box-sizing:border-box}
-html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
-@media (prefers-reduced-motion:no-preference){html{scroll-behavior:smooth}}
-body{margin:0;background:var(--bg);color:var(--fg);
- font:1.0625rem/1.65 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans","Liberation Sans",Arial,sans-serif;
- overflow-wrap:break-word}
-header,nav,main,footer{max-width:44rem;margin-inline:auto;padding-inline:1.25rem}
-a{color:var(--link);text-underline-offset:.18em;text-decoration-thickness:1px}
-a:hover{text-decoration-thickness:2px}
-:focus-visible{outline:3px solid var(--link);outline-offset:2px;border-radius:4px}
-code,pre{font-family:ui-monospace,"SF Mono","Cascadia Mono","Segoe UI Mono","DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:.9em}
-.skip{position:absolute;left:1rem;top:-4rem;padding:.5rem 1rem;background:var(--bg);border:2px solid var(--link);z-index:1}
-.skip:focus{top:1rem}
-header{padding-top:clamp(2rem,7vw,4.5rem)}
-h1{font-size:clamp(2.1rem,1.5rem + 3vw,3.25rem);line-height:1.08;letter-spacing:-.02em;margin:0}
-.headline{font-size:1.25rem;font-weight:600;color:var(--accent);margin:.5rem 0 0}
-.intro{color:var(--muted);margin:.5rem 0 0}
-.hint{margin:1.25rem 0 0;font-size:.9375rem;color:var(--muted)}
-.hint code{display:inline-block;max-width:100%;color:var(--fg);background:var(--card);border:1px solid var(--line);
- border-radius:6px;padding:.05rem .4rem;overflow-wrap:anywhere}
-nav{margin-top:1.75rem}
-nav ol{list-style:none;display:flex;flex-wrap:wrap;gap:.5rem;margin:0;padding:0}
-nav a{display:block;padding:.5rem .9rem;border:1px solid var(--line);border-radius:999px;
- color:var(--fg);text-decoration:none;font-size:.9375rem;line-height:1.5}
-nav a:hover{border-color:var(--link);color:var(--link)}
-nav .aside a{color:var(--accent);border-style:dashed}
-main{counter-reset:part;padding-bottom:1rem}
-section{scroll-margin-top:1rem}
-h2{font-size:1.5rem;line-height:1.25;letter-spacing:-.01em;margin:2.75rem 0 .8rem}
-.story h2::before{counter-increment:part;content:counter(part,decimal-leading-zero);display:block;
- font:600 .8125rem/1.4 ui-monospace,"DejaVu Sans Mono",monospace;letter-spacing:.08em;color:var(--accent);margin-bottom:.2rem}
-p{margin:0 0 1rem}
-.links ul{list-style:none;margin:0;padding:0}
-.links li{padding:.6rem 0;border-bottom:1px solid var(--line)}
-.links li:first-child{border-top:1px solid var(--line)}
-.links a{font-weight:600;display:inline-block;padding:.1rem 0}
-.links .url{display:block;color:var(--muted);font-size:.875rem;overflow-wrap:anywhere}
-.terminal{margin-top:3rem;background:var(--card);border:1px solid var(--line);border-radius:14px;padding:.25rem clamp(1rem,4vw,1.5rem) 1.25rem}
-.terminal h2{margin-top:1.25rem}
-.terminal h3{font-size:1.0625rem;margin:1.5rem 0 .4rem}
-.cmd{margin:0 0 1rem;padding:.9rem 1rem;background:var(--term-bg);color:var(--term-fg);border-radius:10px;
- font-size:1.0625rem;white-space:pre-wrap;overflow-wrap:anywhere}
-.cmd::before{content:"$ ";color:var(--prompt)}
-.cmd code{font-size:inherit;-webkit-user-select:all;user-select:all}
-.key{display:block;margin:0 0 .75rem;padding:.6rem .8rem;background:var(--bg);border:1px solid var(--line);border-radius:8px;
- white-space:pre-wrap;overflow-wrap:anywhere;font-size:.875rem}
-.small{font-size:.9375rem;color:var(--muted)}
-kbd{font:600 .85em ui-monospace,"DejaVu Sans Mono",monospace;padding:.05rem .35rem;border:1px solid var(--line);
- border-bottom-width:2px;border-radius:4px;background:var(--bg);color:var(--fg)}
-footer{margin-top:2rem;padding-block:1.5rem 3rem;border-top:1px solid var(--line);color:var(--muted);font-size:.9375rem}
-footer p{margin:0 0 .4rem}
-@media print{nav,.skip,.hint{display:none}.terminal,.cmd{background:none;color:inherit;border:1px solid}}
-"#;
-
-/// The whole stylesheet, built once.
-static STYLE: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        ":root{{color-scheme:light dark;{}}}\n@media (prefers-color-scheme:dark){{:root{{{}}}}}{CSS_RULES}",
-        LIGHT.css_vars(),
-        DARK.css_vars()
-    )
-});
 
 /// Ids the page itself uses. Slugs are `[a-z0-9-]`, so an `_` keeps these apart from them.
 const MAIN_ID: &str = "story_main";
@@ -628,43 +495,6 @@ mod tests {
         assert!(!html.contains(" src="), "nothing embedded");
     }
 
-    /// WCAG relative luminance of `#rrggbb`.
-    fn luminance(hex: &str) -> f64 {
-        let channel = |range: std::ops::Range<usize>| {
-            let c = f64::from(u8::from_str_radix(hex.get(range).unwrap_or("00"), 16).unwrap_or(0)) / 255.0;
-            if c <= 0.039_28 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
-        };
-        0.2126 * channel(1..3) + 0.7152 * channel(3..5) + 0.0722 * channel(5..7)
-    }
-
-    fn contrast(a: &str, b: &str) -> f64 {
-        let (la, lb) = (luminance(a), luminance(b));
-        (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
-    }
-
-    #[test]
-    fn both_colour_schemes_have_readable_contrast() {
-        assert!((contrast("#000000", "#ffffff") - 21.0).abs() < 0.01);
-        for (scheme, p) in [("light", &LIGHT), ("dark", &DARK)] {
-            let pairs = [
-                ("text", p.fg, p.bg, 7.0),
-                ("muted", p.muted, p.bg, 4.5),
-                ("accent", p.accent, p.bg, 4.5),
-                ("link", p.link, p.bg, 4.5),
-                ("text on card", p.fg, p.card, 7.0),
-                ("muted on card", p.muted, p.card, 4.5),
-                ("link on card", p.link, p.card, 4.5),
-                ("accent on card", p.accent, p.card, 4.5),
-                ("command", p.term_fg, p.term_bg, 7.0),
-                ("prompt", p.prompt, p.term_bg, 4.5),
-            ];
-            for (what, fg, bg, minimum) in pairs {
-                let ratio = contrast(fg, bg);
-                assert!(ratio >= minimum, "{scheme} {what}: {fg} on {bg} is {ratio:.2}:1, want {minimum}:1");
-            }
-        }
-    }
-
     /// How long one render of the long fixture takes, for comparing implementations:
     /// `cargo test --release --lib http::web::tests::render_time -- --ignored --nocapture`.
     #[test]
@@ -684,12 +514,5 @@ mod tests {
         }
         let per = started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
         println!("render_page: {per:.1} µs per render ({} bytes)", bytes / (rounds + rounds / 10) as usize);
-    }
-
-    #[test]
-    fn stylesheet_has_both_schemes() {
-        assert!(STYLE.starts_with(":root{color-scheme:light dark;--bg:#fbfaf7;"));
-        assert!(STYLE.contains("@media (prefers-color-scheme:dark){:root{--bg:#121417;"));
-        assert!(STYLE.contains("max-width:44rem"));
     }
 }
