@@ -1,9 +1,9 @@
 //! The web companion page: `/` renders the bio as one self-contained, script-free HTML page (for a
 //! phone where ssh is not an option) and `/bio.json` serves the `ssh host json` document. Owns the
-//! HTML and its escaping; the stylesheet comes from `style`. Shows SSH facts it is handed
-//! (`PageInfo`) but never touches russh, and the page must not load anything from elsewhere.
+//! HTML: maud templates, which escape every spliced string; the stylesheet comes from `style`.
+//! Shows SSH facts it is handed (`PageInfo`) but never touches russh, and the page must not load
+//! anything from elsewhere.
 
-use std::fmt::{self, Display, Write as _};
 use std::sync::Arc;
 
 use axum::Router;
@@ -11,11 +11,12 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use maud::{Markup, PreEscaped, html};
 use tokio::sync::watch;
 
 use super::style::{DARK, LIGHT, STYLE};
 use crate::commands;
-use crate::content::Content;
+use crate::content::{Content, Link, Section};
 
 /// What the page says about the SSH side, fixed for the life of the process.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,33 +31,10 @@ pub struct PageInfo {
     pub base_url: Option<String>,
 }
 
-/// Text made safe for HTML element content and quoted attribute values.
-struct Escaped<'a>(&'a str);
-
-impl Display for Escaped<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut rest = self.0;
-        while let Some(at) = rest.find(['&', '<', '>', '"', '\'']) {
-            let (plain, tail) = rest.split_at(at);
-            f.write_str(plain)?;
-            let mut chars = tail.chars();
-            f.write_str(match chars.next() {
-                Some('&') => "&amp;",
-                Some('<') => "&lt;",
-                Some('>') => "&gt;",
-                Some('"') => "&quot;",
-                _ => "&#39;",
-            })?;
-            rest = chars.as_str();
-        }
-        f.write_str(rest)
-    }
-}
-
-/// `text` with `& < > " '` replaced by character references: safe in element content and in
-/// single- or double-quoted attribute values.
+/// `text` as maud escapes it (`& < > "` replaced by character references): safe in element content
+/// and in double-quoted attribute values, the only kind the page uses.
 pub fn escape(text: &str) -> String {
-    Escaped(text).to_string()
+    html! { (text) }.into_string()
 }
 
 /// Ids the page itself uses. Slugs are `[a-z0-9-]`, so an `_` keeps these apart from them.
@@ -68,166 +46,217 @@ const TERMINAL_ID: &str = "in_your_terminal";
 const DESCRIPTION_CHARS: usize = 200;
 
 /// The complete page for `content`: HTML5, inline CSS, no script, nothing loaded from elsewhere.
-/// Every content and `info` string is escaped.
+/// Every content and `info` string is escaped (maud escapes every `(splice)`).
+///
+/// The `"\n"` literals keep one element per line in the served source, for view-source readers.
 pub fn render_page(content: &Content, info: &PageInfo) -> String {
+    html! {
+        (PreEscaped("<!doctype html>\n"))
+        html lang="en" {
+            "\n" (head(content, info)) "\n"
+            body {
+                "\n" a.skip href={ "#" (MAIN_ID) } { "Skip to the story" } "\n"
+                (page_header(content, info))
+                (chapter_nav(content))
+                main id=(MAIN_ID) {
+                    "\n"
+                    @for section in &content.sections { (story(section)) }
+                    @if !content.links.is_empty() { (links(&content.links)) }
+                    (terminal_box(info))
+                }
+                "\n" (footer(content))
+            }
+            "\n"
+        }
+        "\n"
+    }
+    .into_string()
+}
+
+/// `<head>`: title, the meta tags link previews read, theme colours and the inline stylesheet.
+fn head(content: &Content, info: &PageInfo) -> Markup {
     let title = format!("{} · {}", content.name, content.headline);
     let description = description(content);
-    let mut out = String::with_capacity(16 * 1024);
-    // Writing into a String cannot fail, so the fmt::Results below are ignored.
-    let _ = write!(
-        out,
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"color-scheme\" content=\"light dark\">\n\
-         <meta name=\"format-detection\" content=\"telephone=no\">\n\
-         <title>{title}</title>\n\
-         <meta name=\"description\" content=\"{description}\">\n\
-         <meta property=\"og:type\" content=\"profile\">\n\
-         <meta property=\"og:title\" content=\"{title}\">\n\
-         <meta property=\"og:description\" content=\"{description}\">\n",
-        title = Escaped(&title),
-        description = Escaped(&description),
-    );
-    if let Some(url) = &info.base_url {
-        let _ = write!(
-            out,
-            "<meta property=\"og:url\" content=\"{url}\">\n<link rel=\"canonical\" href=\"{url}\">\n",
-            url = Escaped(url)
-        );
-    }
-    let _ = write!(
-        out,
-        "<meta name=\"twitter:card\" content=\"summary\">\n\
-         <meta name=\"twitter:title\" content=\"{title}\">\n\
-         <meta name=\"twitter:description\" content=\"{description}\">\n\
-         <meta name=\"theme-color\" media=\"(prefers-color-scheme: light)\" content=\"{light}\">\n\
-         <meta name=\"theme-color\" media=\"(prefers-color-scheme: dark)\" content=\"{dark}\">\n\
-         <link rel=\"icon\" href=\"data:,\">\n\
-         <link rel=\"alternate\" type=\"application/json\" href=\"/bio.json\">\n\
-         <style>{style}</style>\n</head>\n<body>\n\
-         <a class=\"skip\" href=\"#{MAIN_ID}\">Skip to the story</a>\n",
-        title = Escaped(&title),
-        description = Escaped(&description),
-        light = LIGHT.bg,
-        dark = DARK.bg,
-        style = *STYLE,
-    );
-
-    let _ = write!(
-        out,
-        "<header>\n<h1>{}</h1>\n<p class=\"headline\">{}</p>\n",
-        Escaped(&content.name),
-        Escaped(&content.headline)
-    );
-    if let Some(intro) = &content.intro {
-        let _ = writeln!(out, "<p class=\"intro\">{}</p>", Escaped(intro));
-    }
-    if !info.ssh_command.is_empty() {
-        let _ = writeln!(
-            out,
-            "<p class=\"hint\"><a href=\"#{TERMINAL_ID}\">Also in your terminal</a>: <code>{}</code></p>",
-            Escaped(&info.ssh_command)
-        );
-    }
-    out.push_str("</header>\n");
-
-    out.push_str("<nav aria-label=\"Sections\">\n<ol>\n");
-    for section in &content.sections {
-        let _ =
-            writeln!(out, "<li><a href=\"#{}\">{}</a></li>", Escaped(&section.slug), Escaped(&section.title));
-    }
-    if !content.links.is_empty() {
-        let _ = writeln!(out, "<li class=\"aside\"><a href=\"#{LINKS_ID}\">Links</a></li>");
-    }
-    let _ = writeln!(out, "<li class=\"aside\"><a href=\"#{TERMINAL_ID}\">In your terminal</a></li>");
-    out.push_str("</ol>\n</nav>\n");
-
-    let _ = writeln!(out, "<main id=\"{MAIN_ID}\">");
-    for section in &content.sections {
-        let slug = Escaped(&section.slug);
-        let _ = write!(
-            out,
-            "<section class=\"story\" id=\"{slug}\" aria-labelledby=\"{slug}_title\">\n\
-             <h2 id=\"{slug}_title\">{}</h2>\n",
-            Escaped(&section.title)
-        );
-        for paragraph in &section.paragraphs {
-            let _ = writeln!(out, "<p>{}</p>", Escaped(paragraph));
+    html! {
+        head {
+            "\n" meta charset="utf-8";
+            "\n" meta name="viewport" content="width=device-width, initial-scale=1";
+            "\n" meta name="color-scheme" content="light dark";
+            "\n" meta name="format-detection" content="telephone=no";
+            "\n" title { (title) }
+            "\n" meta name="description" content=(description);
+            "\n" meta property="og:type" content="profile";
+            "\n" meta property="og:title" content=(title);
+            "\n" meta property="og:description" content=(description);
+            @if let Some(url) = &info.base_url {
+                "\n" meta property="og:url" content=(url);
+                "\n" link rel="canonical" href=(url);
+            }
+            "\n" meta name="twitter:card" content="summary";
+            "\n" meta name="twitter:title" content=(title);
+            "\n" meta name="twitter:description" content=(description);
+            "\n" meta name="theme-color" media="(prefers-color-scheme: light)" content=(LIGHT.bg);
+            "\n" meta name="theme-color" media="(prefers-color-scheme: dark)" content=(DARK.bg);
+            "\n" link rel="icon" href="data:,";
+            "\n" link rel="alternate" type="application/json" href="/bio.json";
+            // Our own CSS, not content: inserted as is (escaping would break its quotes).
+            "\n" style { (PreEscaped(STYLE.as_str())) }
+            "\n"
         }
-        out.push_str("</section>\n");
     }
-    if !content.links.is_empty() {
-        let _ = write!(
-            out,
-            "<section class=\"links\" id=\"{LINKS_ID}\" aria-labelledby=\"{LINKS_ID}_title\">\n\
-             <h2 id=\"{LINKS_ID}_title\">Links</h2>\n<ul>\n"
-        );
-        for link in &content.links {
-            let shown = link.url.strip_prefix("mailto:").unwrap_or(&link.url);
-            let _ = writeln!(
-                out,
-                "<li><a href=\"{}\">{}</a><span class=\"url\">{}</span></li>",
-                Escaped(&link.url),
-                Escaped(&link.label),
-                Escaped(shown)
-            );
-        }
-        out.push_str("</ul>\n</section>\n");
-    }
-    push_terminal_box(&mut out, info);
-    out.push_str("</main>\n");
+}
 
-    let _ = write!(
-        out,
-        "<footer>\n<p>{name}. The same bio is served over SSH and as <a href=\"/bio.json\">JSON</a>.</p>\n\
-         <p><a href=\"#top\">Back to the top</a></p>\n</footer>\n</body>\n</html>\n",
-        name = Escaped(&content.name)
-    );
-    out
+/// `<header>`: the name, the headline, the intro and a pointer to the ssh command.
+fn page_header(content: &Content, info: &PageInfo) -> Markup {
+    html! {
+        header {
+            "\n" h1 { (content.name) }
+            "\n" p.headline { (content.headline) } "\n"
+            @if let Some(intro) = &content.intro {
+                p.intro { (intro) } "\n"
+            }
+            @if !info.ssh_command.is_empty() {
+                p.hint {
+                    a href={ "#" (TERMINAL_ID) } { "Also in your terminal" } ": " code { (info.ssh_command) }
+                }
+                "\n"
+            }
+        }
+        "\n"
+    }
+}
+
+/// The chapter nav: one pill per section, then the links and terminal asides.
+fn chapter_nav(content: &Content) -> Markup {
+    html! {
+        nav aria-label="Sections" {
+            "\n"
+            ol {
+                "\n"
+                @for section in &content.sections {
+                    li { a href={ "#" (section.slug) } { (section.title) } } "\n"
+                }
+                @if !content.links.is_empty() {
+                    li.aside { a href={ "#" (LINKS_ID) } { "Links" } } "\n"
+                }
+                li.aside { a href={ "#" (TERMINAL_ID) } { "In your terminal" } } "\n"
+            }
+            "\n"
+        }
+        "\n"
+    }
+}
+
+/// One chapter of the story: its numbered heading and paragraphs.
+fn story(section: &Section) -> Markup {
+    let slug = &section.slug;
+    html! {
+        section.story id=(slug) aria-labelledby={ (slug) "_title" } {
+            "\n" h2 id={ (slug) "_title" } { (section.title) } "\n"
+            @for paragraph in &section.paragraphs {
+                p { (paragraph) } "\n"
+            }
+        }
+        "\n"
+    }
+}
+
+/// The links section: each label as a link with its address (without `mailto:`) below it.
+fn links(links: &[Link]) -> Markup {
+    html! {
+        section.links id=(LINKS_ID) aria-labelledby={ (LINKS_ID) "_title" } {
+            "\n" h2 id={ (LINKS_ID) "_title" } { "Links" }
+            "\n"
+            ul {
+                "\n"
+                @for link in links {
+                    li {
+                        a href=(link.url) { (link.label) }
+                        span.url { (link.url.strip_prefix("mailto:").unwrap_or(&link.url)) }
+                    }
+                    "\n"
+                }
+            }
+            "\n"
+        }
+        "\n"
+    }
 }
 
 /// "Read it in your terminal": the command, how to check the host key, and the JSON link.
-fn push_terminal_box(out: &mut String, info: &PageInfo) {
-    let _ = write!(
-        out,
-        "<section class=\"terminal\" id=\"{TERMINAL_ID}\" aria-labelledby=\"{TERMINAL_ID}_title\">\n\
-         <h2 id=\"{TERMINAL_ID}_title\">Read it in your terminal</h2>\n\
-         <p>This bio is also a small terminal app you can browse with the keyboard or mouse. \
-         From any computer with SSH (macOS, Linux, Windows&nbsp;10 and later), run:</p>\n"
-    );
-    if !info.ssh_command.is_empty() {
-        let _ = writeln!(out, "<pre class=\"cmd\"><code>{}</code></pre>", Escaped(&info.ssh_command));
-    }
-    out.push_str("<p class=\"small\">No account, password or key: any user name works. Press <kbd>q</kbd> to leave.</p>\n");
-    if !info.fingerprint.is_empty() || !info.sshfp.is_empty() {
-        out.push_str("<h3>Check the host key</h3>\n");
-    }
-    if !info.fingerprint.is_empty() {
-        let _ = write!(
-            out,
-            "<p>The first time you connect, ssh asks whether to trust the server's key. \
-             Its fingerprint must be:</p>\n<code class=\"key\">{}</code>\n",
-            Escaped(&info.fingerprint)
-        );
-    }
-    if !info.sshfp.is_empty() {
-        out.push_str(
-            "<p class=\"small\">Or let ssh check it in DNS (<code>-o VerifyHostKeyDNS=yes</code>) \
-             against these SSHFP records:</p>\n<pre class=\"key\">",
-        );
-        for (i, record) in info.sshfp.iter().enumerate() {
-            if i > 0 {
-                out.push('\n');
+fn terminal_box(info: &PageInfo) -> Markup {
+    html! {
+        section.terminal id=(TERMINAL_ID) aria-labelledby={ (TERMINAL_ID) "_title" } {
+            "\n" h2 id={ (TERMINAL_ID) "_title" } { "Read it in your terminal" }
+            "\n"
+            p {
+                "This bio is also a small terminal app you can browse with the keyboard or mouse. \
+                 From any computer with SSH (macOS, Linux, " (PreEscaped("Windows&nbsp;10")) " and later), run:"
             }
-            let _ = write!(out, "{}", Escaped(record));
+            "\n"
+            @if !info.ssh_command.is_empty() {
+                pre.cmd { code { (info.ssh_command) } } "\n"
+            }
+            p.small {
+                "No account, password or key: any user name works. Press " kbd { "q" } " to leave."
+            }
+            "\n"
+            (host_key(info))
+            h3 { "For programs" }
+            "\n"
+            p {
+                "The same bio as JSON: " a href="/bio.json" { "/bio.json" }
+                @if !info.ssh_command.is_empty() {
+                    " (or " code { (info.ssh_command) " json" } ")"
+                }
+                "."
+            }
+            "\n"
         }
-        out.push_str("</pre>\n");
+        "\n"
     }
-    out.push_str("<h3>For programs</h3>\n<p>The same bio as JSON: <a href=\"/bio.json\">/bio.json</a>");
-    if !info.ssh_command.is_empty() {
-        let _ = write!(out, " (or <code>{} json</code>)", Escaped(&info.ssh_command));
+}
+
+/// How to check the host key: its fingerprint and the SSHFP records, when there are any.
+fn host_key(info: &PageInfo) -> Markup {
+    html! {
+        @if !info.fingerprint.is_empty() || !info.sshfp.is_empty() {
+            h3 { "Check the host key" } "\n"
+        }
+        @if !info.fingerprint.is_empty() {
+            p {
+                "The first time you connect, ssh asks whether to trust the server's key. \
+                 Its fingerprint must be:"
+            }
+            "\n" code.key { (info.fingerprint) } "\n"
+        }
+        @if !info.sshfp.is_empty() {
+            p.small {
+                "Or let ssh check it in DNS (" code { "-o VerifyHostKeyDNS=yes" } ") against these SSHFP records:"
+            }
+            "\n"
+            pre.key {
+                @for (i, record) in info.sshfp.iter().enumerate() {
+                    @if i > 0 { "\n" }
+                    (record)
+                }
+            }
+            "\n"
+        }
     }
-    out.push_str(".</p>\n</section>\n");
+}
+
+/// The footer: the name and the way back up.
+fn footer(content: &Content) -> Markup {
+    html! {
+        footer {
+            "\n"
+            p { (content.name) ". The same bio is served over SSH and as " a href="/bio.json" { "JSON" } "." }
+            "\n" p { a href="#top" { "Back to the top" } }
+            "\n"
+        }
+        "\n"
+    }
 }
 
 /// The meta description: the intro, else the start of the first paragraph, else the headline.
@@ -315,8 +344,10 @@ mod tests {
     }
 
     const HOSTILE: &str = "<script>alert(1)</script>\"onmouseover=alert(2) x='y' & more";
+    /// maud escapes `& < > "` and leaves `'` as is: every attribute on the page is double-quoted,
+    /// where a `'` cannot end the value (the old hand-written escaper also turned it into `&#39;`).
     const HOSTILE_ESCAPED: &str =
-        "&lt;script&gt;alert(1)&lt;/script&gt;&quot;onmouseover=alert(2) x=&#39;y&#39; &amp; more";
+        "&lt;script&gt;alert(1)&lt;/script&gt;&quot;onmouseover=alert(2) x='y' &amp; more";
 
     fn hostile() -> Content {
         // Built from a fixture rather than a literal, so new Content fields need no edit here.
@@ -345,8 +376,10 @@ mod tests {
     }
 
     #[test]
-    fn escape_replaces_the_five_special_characters() {
-        assert_eq!(escape("a & b < c > d \" e ' f"), "a &amp; b &lt; c &gt; d &quot; e &#39; f");
+    fn escape_replaces_the_special_characters() {
+        // `'` stays: safe in element content and in the double-quoted attributes the page uses
+        // (see `no_quote_breaks_out_of_an_attribute` below for the property itself).
+        assert_eq!(escape("a & b < c > d \" e ' f"), "a &amp; b &lt; c &gt; d &quot; e ' f");
         assert_eq!(escape(""), "");
         assert_eq!(escape("École — ok"), "École — ok");
         assert_eq!(escape("&amp;"), "&amp;amp;");
@@ -358,15 +391,26 @@ mod tests {
         let html = render_page(&hostile(), &info());
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("\"onmouseover"), "{html}");
-        assert!(!html.contains("'y'"), "{html}");
+        // The `'y'` stays as typed (maud leaves `'` alone); the check below shows it cannot break
+        // out of an attribute, which is what the old assertion on `&#39;` stood for.
+        no_quote_breaks_out_of_an_attribute(&html);
         // name, headline, intro, title, paragraph x2, label, url (href and shown), <title>, and
         // the meta tags all carry it escaped.
         assert!(html.matches(HOSTILE_ESCAPED).count() >= 14, "{html}");
         assert!(html.contains(&format!("<a href=\"https://example.com/?q={HOSTILE_ESCAPED}\">")));
-        // Every attribute value stays inside its quotes: no raw quote leaked into a tag.
+    }
+
+    /// Every attribute value stays inside its double quotes: no raw `"` leaked into a tag, and
+    /// outside the quoted values no tag holds a `'` (which could start a single-quoted value).
+    fn no_quote_breaks_out_of_an_attribute(html: &str) {
         for tag in html.split('<').skip(1) {
             let inside = tag.split('>').next().unwrap_or_default();
             assert_eq!(inside.matches('"').count() % 2, 0, "unbalanced quotes in <{inside}>");
+            let unquoted = inside.split('"').step_by(2);
+            assert!(
+                unquoted.clone().all(|part| !part.contains('\'')),
+                "a ' outside the quotes in <{inside}>"
+            );
         }
     }
 
@@ -380,6 +424,7 @@ mod tests {
         };
         let html = render_page(&small(), &info);
         assert!(!html.contains("<script") && !html.contains("\"onmouseover"), "{html}");
+        no_quote_breaks_out_of_an_attribute(&html);
         assert!(html.contains(&format!("<meta property=\"og:url\" content=\"{HOSTILE_ESCAPED}\">")));
         assert!(html.contains(&format!("<code>{HOSTILE_ESCAPED}</code>")));
     }
@@ -497,6 +542,9 @@ mod tests {
 
     /// How long one render of the long fixture takes, for comparing implementations:
     /// `cargo test --release --lib http::web::tests::render_time -- --ignored --nocapture`.
+    /// At the switch to maud (release, 2 vCPUs, 25 KB page): 15.5 µs with the hand-written
+    /// `write!` renderer, 19.4 µs with the templates; a page is rendered once per HTTP request, so
+    /// the difference is noise next to the request itself and the templates stay.
     #[test]
     #[ignore = "a measurement, not a check"]
     fn render_time() {
