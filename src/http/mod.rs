@@ -1,8 +1,10 @@
 //! The operator's HTTP routes (served when `--metrics-listen` is set): `/metrics` (Prometheus text), `/healthz` (the process is up),
 //! `/readyz` (it accepts SSH connections). Plain HTTP/1.1 via axum; no SSH knowledge.
 //!
-//! `web` is the HTML companion page and `/bio.json`. Must not import `ssh`, `tui` or `server`.
+//! `web` is the HTML companion page and `/bio.json`, `style` (with `page.css`) its stylesheet.
+//! Must not import `ssh`, `tui` or `server`.
 
+mod style;
 pub mod web;
 
 use std::sync::Arc;

@@ -1,20 +1,22 @@
 //! The web companion page: `/` renders the bio as one self-contained, script-free HTML page (for a
 //! phone where ssh is not an option) and `/bio.json` serves the `ssh host json` document. Owns the
-//! HTML, its escaping and its CSS. Shows SSH facts it is handed (`PageInfo`) but never touches
-//! russh, and the page must not load anything from elsewhere.
+//! HTML: maud templates, which escape every spliced string; the stylesheet comes from `style`.
+//! Shows SSH facts it is handed (`PageInfo`) but never touches russh, and the page must not load
+//! anything from elsewhere.
 
-use std::fmt::{self, Display, Write as _};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use maud::{Markup, PreEscaped, html};
 use tokio::sync::watch;
 
+use super::style::{DARK, LIGHT, STYLE};
 use crate::commands;
-use crate::content::Content;
+use crate::content::{Content, Link, Section};
 
 /// What the page says about the SSH side, fixed for the life of the process.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,168 +31,11 @@ pub struct PageInfo {
     pub base_url: Option<String>,
 }
 
-/// Text made safe for HTML element content and quoted attribute values.
-struct Escaped<'a>(&'a str);
-
-impl Display for Escaped<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut rest = self.0;
-        while let Some(at) = rest.find(['&', '<', '>', '"', '\'']) {
-            let (plain, tail) = rest.split_at(at);
-            f.write_str(plain)?;
-            let mut chars = tail.chars();
-            f.write_str(match chars.next() {
-                Some('&') => "&amp;",
-                Some('<') => "&lt;",
-                Some('>') => "&gt;",
-                Some('"') => "&quot;",
-                _ => "&#39;",
-            })?;
-            rest = chars.as_str();
-        }
-        f.write_str(rest)
-    }
-}
-
-/// `text` with `& < > " '` replaced by character references: safe in element content and in
-/// single- or double-quoted attribute values.
+/// `text` as maud escapes it (`& < > "` replaced by character references): safe in element content
+/// and in double-quoted attribute values, the only kind the page uses.
 pub fn escape(text: &str) -> String {
-    Escaped(text).to_string()
+    html! { (text) }.into_string()
 }
-
-/// The colours of one scheme. Kept as data so a unit test can check their contrast.
-struct Palette {
-    /// Page background.
-    bg: &'static str,
-    /// Body text.
-    fg: &'static str,
-    /// Secondary text (intro, URLs, footer).
-    muted: &'static str,
-    /// The headline and section numbers.
-    accent: &'static str,
-    /// Links.
-    link: &'static str,
-    /// Borders and rules; decoration only, not text.
-    line: &'static str,
-    /// The "Read it in your terminal" card.
-    card: &'static str,
-    /// The command line inside the card: a terminal in both schemes.
-    term_bg: &'static str,
-    /// Text on `term_bg`.
-    term_fg: &'static str,
-    /// The `$` prompt on `term_bg`.
-    prompt: &'static str,
-}
-
-const LIGHT: Palette = Palette {
-    bg: "#fbfaf7",
-    fg: "#1c1d21",
-    muted: "#55585f",
-    accent: "#0b6a64",
-    link: "#0a53a8",
-    line: "#dcd8cf",
-    card: "#f1eee7",
-    term_bg: "#16191d",
-    term_fg: "#eceff1",
-    prompt: "#7fd8a6",
-};
-
-const DARK: Palette = Palette {
-    bg: "#121417",
-    fg: "#e7e5e1",
-    muted: "#a5a8ae",
-    accent: "#63cbbf",
-    link: "#8fbcff",
-    line: "#30343a",
-    card: "#1a1d22",
-    term_bg: "#07090b",
-    term_fg: "#eceff1",
-    prompt: "#7fd8a6",
-};
-
-impl Palette {
-    fn css_vars(&self) -> String {
-        format!(
-            "--bg:{};--fg:{};--muted:{};--accent:{};--link:{};--line:{};--card:{};\
-             --term-bg:{};--term-fg:{};--prompt:{}",
-            self.bg,
-            self.fg,
-            self.muted,
-            self.accent,
-            self.link,
-            self.line,
-            self.card,
-            self.term_bg,
-            self.term_fg,
-            self.prompt
-        )
-    }
-}
-
-/// Everything but the colours. System fonts only: the page loads nothing from anywhere.
-const CSS_RULES: &str = r#"
-*,*::before,*::after{box-sizing:border-box}
-html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
-@media (prefers-reduced-motion:no-preference){html{scroll-behavior:smooth}}
-body{margin:0;background:var(--bg);color:var(--fg);
- font:1.0625rem/1.65 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans","Liberation Sans",Arial,sans-serif;
- overflow-wrap:break-word}
-header,nav,main,footer{max-width:44rem;margin-inline:auto;padding-inline:1.25rem}
-a{color:var(--link);text-underline-offset:.18em;text-decoration-thickness:1px}
-a:hover{text-decoration-thickness:2px}
-:focus-visible{outline:3px solid var(--link);outline-offset:2px;border-radius:4px}
-code,pre{font-family:ui-monospace,"SF Mono","Cascadia Mono","Segoe UI Mono","DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:.9em}
-.skip{position:absolute;left:1rem;top:-4rem;padding:.5rem 1rem;background:var(--bg);border:2px solid var(--link);z-index:1}
-.skip:focus{top:1rem}
-header{padding-top:clamp(2rem,7vw,4.5rem)}
-h1{font-size:clamp(2.1rem,1.5rem + 3vw,3.25rem);line-height:1.08;letter-spacing:-.02em;margin:0}
-.headline{font-size:1.25rem;font-weight:600;color:var(--accent);margin:.5rem 0 0}
-.intro{color:var(--muted);margin:.5rem 0 0}
-.hint{margin:1.25rem 0 0;font-size:.9375rem;color:var(--muted)}
-.hint code{display:inline-block;max-width:100%;color:var(--fg);background:var(--card);border:1px solid var(--line);
- border-radius:6px;padding:.05rem .4rem;overflow-wrap:anywhere}
-nav{margin-top:1.75rem}
-nav ol{list-style:none;display:flex;flex-wrap:wrap;gap:.5rem;margin:0;padding:0}
-nav a{display:block;padding:.5rem .9rem;border:1px solid var(--line);border-radius:999px;
- color:var(--fg);text-decoration:none;font-size:.9375rem;line-height:1.5}
-nav a:hover{border-color:var(--link);color:var(--link)}
-nav .aside a{color:var(--accent);border-style:dashed}
-main{counter-reset:part;padding-bottom:1rem}
-section{scroll-margin-top:1rem}
-h2{font-size:1.5rem;line-height:1.25;letter-spacing:-.01em;margin:2.75rem 0 .8rem}
-.story h2::before{counter-increment:part;content:counter(part,decimal-leading-zero);display:block;
- font:600 .8125rem/1.4 ui-monospace,"DejaVu Sans Mono",monospace;letter-spacing:.08em;color:var(--accent);margin-bottom:.2rem}
-p{margin:0 0 1rem}
-.links ul{list-style:none;margin:0;padding:0}
-.links li{padding:.6rem 0;border-bottom:1px solid var(--line)}
-.links li:first-child{border-top:1px solid var(--line)}
-.links a{font-weight:600;display:inline-block;padding:.1rem 0}
-.links .url{display:block;color:var(--muted);font-size:.875rem;overflow-wrap:anywhere}
-.terminal{margin-top:3rem;background:var(--card);border:1px solid var(--line);border-radius:14px;padding:.25rem clamp(1rem,4vw,1.5rem) 1.25rem}
-.terminal h2{margin-top:1.25rem}
-.terminal h3{font-size:1.0625rem;margin:1.5rem 0 .4rem}
-.cmd{margin:0 0 1rem;padding:.9rem 1rem;background:var(--term-bg);color:var(--term-fg);border-radius:10px;
- font-size:1.0625rem;white-space:pre-wrap;overflow-wrap:anywhere}
-.cmd::before{content:"$ ";color:var(--prompt)}
-.cmd code{font-size:inherit;-webkit-user-select:all;user-select:all}
-.key{display:block;margin:0 0 .75rem;padding:.6rem .8rem;background:var(--bg);border:1px solid var(--line);border-radius:8px;
- white-space:pre-wrap;overflow-wrap:anywhere;font-size:.875rem}
-.small{font-size:.9375rem;color:var(--muted)}
-kbd{font:600 .85em ui-monospace,"DejaVu Sans Mono",monospace;padding:.05rem .35rem;border:1px solid var(--line);
- border-bottom-width:2px;border-radius:4px;background:var(--bg);color:var(--fg)}
-footer{margin-top:2rem;padding-block:1.5rem 3rem;border-top:1px solid var(--line);color:var(--muted);font-size:.9375rem}
-footer p{margin:0 0 .4rem}
-@media print{nav,.skip,.hint{display:none}.terminal,.cmd{background:none;color:inherit;border:1px solid}}
-"#;
-
-/// The whole stylesheet, built once.
-static STYLE: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        ":root{{color-scheme:light dark;{}}}\n@media (prefers-color-scheme:dark){{:root{{{}}}}}{CSS_RULES}",
-        LIGHT.css_vars(),
-        DARK.css_vars()
-    )
-});
 
 /// Ids the page itself uses. Slugs are `[a-z0-9-]`, so an `_` keeps these apart from them.
 const MAIN_ID: &str = "story_main";
@@ -201,166 +46,217 @@ const TERMINAL_ID: &str = "in_your_terminal";
 const DESCRIPTION_CHARS: usize = 200;
 
 /// The complete page for `content`: HTML5, inline CSS, no script, nothing loaded from elsewhere.
-/// Every content and `info` string is escaped.
+/// Every content and `info` string is escaped (maud escapes every `(splice)`).
+///
+/// The `"\n"` literals keep one element per line in the served source, for view-source readers.
 pub fn render_page(content: &Content, info: &PageInfo) -> String {
+    html! {
+        (PreEscaped("<!doctype html>\n"))
+        html lang="en" {
+            "\n" (head(content, info)) "\n"
+            body {
+                "\n" a.skip href={ "#" (MAIN_ID) } { "Skip to the story" } "\n"
+                (page_header(content, info))
+                (chapter_nav(content))
+                main id=(MAIN_ID) {
+                    "\n"
+                    @for section in &content.sections { (story(section)) }
+                    @if !content.links.is_empty() { (links(&content.links)) }
+                    (terminal_box(info))
+                }
+                "\n" (footer(content))
+            }
+            "\n"
+        }
+        "\n"
+    }
+    .into_string()
+}
+
+/// `<head>`: title, the meta tags link previews read, theme colours and the inline stylesheet.
+fn head(content: &Content, info: &PageInfo) -> Markup {
     let title = format!("{} · {}", content.name, content.headline);
     let description = description(content);
-    let mut out = String::with_capacity(16 * 1024);
-    // Writing into a String cannot fail, so the fmt::Results below are ignored.
-    let _ = write!(
-        out,
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"color-scheme\" content=\"light dark\">\n\
-         <meta name=\"format-detection\" content=\"telephone=no\">\n\
-         <title>{title}</title>\n\
-         <meta name=\"description\" content=\"{description}\">\n\
-         <meta property=\"og:type\" content=\"profile\">\n\
-         <meta property=\"og:title\" content=\"{title}\">\n\
-         <meta property=\"og:description\" content=\"{description}\">\n",
-        title = Escaped(&title),
-        description = Escaped(&description),
-    );
-    if let Some(url) = &info.base_url {
-        let _ = write!(
-            out,
-            "<meta property=\"og:url\" content=\"{url}\">\n<link rel=\"canonical\" href=\"{url}\">\n",
-            url = Escaped(url)
-        );
-    }
-    let _ = write!(
-        out,
-        "<meta name=\"twitter:card\" content=\"summary\">\n\
-         <meta name=\"twitter:title\" content=\"{title}\">\n\
-         <meta name=\"twitter:description\" content=\"{description}\">\n\
-         <meta name=\"theme-color\" media=\"(prefers-color-scheme: light)\" content=\"{light}\">\n\
-         <meta name=\"theme-color\" media=\"(prefers-color-scheme: dark)\" content=\"{dark}\">\n\
-         <link rel=\"icon\" href=\"data:,\">\n\
-         <link rel=\"alternate\" type=\"application/json\" href=\"/bio.json\">\n\
-         <style>{style}</style>\n</head>\n<body>\n\
-         <a class=\"skip\" href=\"#{MAIN_ID}\">Skip to the story</a>\n",
-        title = Escaped(&title),
-        description = Escaped(&description),
-        light = LIGHT.bg,
-        dark = DARK.bg,
-        style = *STYLE,
-    );
-
-    let _ = write!(
-        out,
-        "<header>\n<h1>{}</h1>\n<p class=\"headline\">{}</p>\n",
-        Escaped(&content.name),
-        Escaped(&content.headline)
-    );
-    if let Some(intro) = &content.intro {
-        let _ = writeln!(out, "<p class=\"intro\">{}</p>", Escaped(intro));
-    }
-    if !info.ssh_command.is_empty() {
-        let _ = writeln!(
-            out,
-            "<p class=\"hint\"><a href=\"#{TERMINAL_ID}\">Also in your terminal</a>: <code>{}</code></p>",
-            Escaped(&info.ssh_command)
-        );
-    }
-    out.push_str("</header>\n");
-
-    out.push_str("<nav aria-label=\"Sections\">\n<ol>\n");
-    for section in &content.sections {
-        let _ =
-            writeln!(out, "<li><a href=\"#{}\">{}</a></li>", Escaped(&section.slug), Escaped(&section.title));
-    }
-    if !content.links.is_empty() {
-        let _ = writeln!(out, "<li class=\"aside\"><a href=\"#{LINKS_ID}\">Links</a></li>");
-    }
-    let _ = writeln!(out, "<li class=\"aside\"><a href=\"#{TERMINAL_ID}\">In your terminal</a></li>");
-    out.push_str("</ol>\n</nav>\n");
-
-    let _ = writeln!(out, "<main id=\"{MAIN_ID}\">");
-    for section in &content.sections {
-        let slug = Escaped(&section.slug);
-        let _ = write!(
-            out,
-            "<section class=\"story\" id=\"{slug}\" aria-labelledby=\"{slug}_title\">\n\
-             <h2 id=\"{slug}_title\">{}</h2>\n",
-            Escaped(&section.title)
-        );
-        for paragraph in &section.paragraphs {
-            let _ = writeln!(out, "<p>{}</p>", Escaped(paragraph));
+    html! {
+        head {
+            "\n" meta charset="utf-8";
+            "\n" meta name="viewport" content="width=device-width, initial-scale=1";
+            "\n" meta name="color-scheme" content="light dark";
+            "\n" meta name="format-detection" content="telephone=no";
+            "\n" title { (title) }
+            "\n" meta name="description" content=(description);
+            "\n" meta property="og:type" content="profile";
+            "\n" meta property="og:title" content=(title);
+            "\n" meta property="og:description" content=(description);
+            @if let Some(url) = &info.base_url {
+                "\n" meta property="og:url" content=(url);
+                "\n" link rel="canonical" href=(url);
+            }
+            "\n" meta name="twitter:card" content="summary";
+            "\n" meta name="twitter:title" content=(title);
+            "\n" meta name="twitter:description" content=(description);
+            "\n" meta name="theme-color" media="(prefers-color-scheme: light)" content=(LIGHT.bg);
+            "\n" meta name="theme-color" media="(prefers-color-scheme: dark)" content=(DARK.bg);
+            "\n" link rel="icon" href="data:,";
+            "\n" link rel="alternate" type="application/json" href="/bio.json";
+            // Our own CSS, not content: inserted as is (escaping would break its quotes).
+            "\n" style { (PreEscaped(STYLE.as_str())) }
+            "\n"
         }
-        out.push_str("</section>\n");
     }
-    if !content.links.is_empty() {
-        let _ = write!(
-            out,
-            "<section class=\"links\" id=\"{LINKS_ID}\" aria-labelledby=\"{LINKS_ID}_title\">\n\
-             <h2 id=\"{LINKS_ID}_title\">Links</h2>\n<ul>\n"
-        );
-        for link in &content.links {
-            let shown = link.url.strip_prefix("mailto:").unwrap_or(&link.url);
-            let _ = writeln!(
-                out,
-                "<li><a href=\"{}\">{}</a><span class=\"url\">{}</span></li>",
-                Escaped(&link.url),
-                Escaped(&link.label),
-                Escaped(shown)
-            );
-        }
-        out.push_str("</ul>\n</section>\n");
-    }
-    push_terminal_box(&mut out, info);
-    out.push_str("</main>\n");
+}
 
-    let _ = write!(
-        out,
-        "<footer>\n<p>{name}. The same bio is served over SSH and as <a href=\"/bio.json\">JSON</a>.</p>\n\
-         <p><a href=\"#top\">Back to the top</a></p>\n</footer>\n</body>\n</html>\n",
-        name = Escaped(&content.name)
-    );
-    out
+/// `<header>`: the name, the headline, the intro and a pointer to the ssh command.
+fn page_header(content: &Content, info: &PageInfo) -> Markup {
+    html! {
+        header {
+            "\n" h1 { (content.name) }
+            "\n" p.headline { (content.headline) } "\n"
+            @if let Some(intro) = &content.intro {
+                p.intro { (intro) } "\n"
+            }
+            @if !info.ssh_command.is_empty() {
+                p.hint {
+                    a href={ "#" (TERMINAL_ID) } { "Also in your terminal" } ": " code { (info.ssh_command) }
+                }
+                "\n"
+            }
+        }
+        "\n"
+    }
+}
+
+/// The chapter nav: one pill per section, then the links and terminal asides.
+fn chapter_nav(content: &Content) -> Markup {
+    html! {
+        nav aria-label="Sections" {
+            "\n"
+            ol {
+                "\n"
+                @for section in &content.sections {
+                    li { a href={ "#" (section.slug) } { (section.title) } } "\n"
+                }
+                @if !content.links.is_empty() {
+                    li.aside { a href={ "#" (LINKS_ID) } { "Links" } } "\n"
+                }
+                li.aside { a href={ "#" (TERMINAL_ID) } { "In your terminal" } } "\n"
+            }
+            "\n"
+        }
+        "\n"
+    }
+}
+
+/// One chapter of the story: its numbered heading and paragraphs.
+fn story(section: &Section) -> Markup {
+    let slug = &section.slug;
+    html! {
+        section.story id=(slug) aria-labelledby={ (slug) "_title" } {
+            "\n" h2 id={ (slug) "_title" } { (section.title) } "\n"
+            @for paragraph in &section.paragraphs {
+                p { (paragraph) } "\n"
+            }
+        }
+        "\n"
+    }
+}
+
+/// The links section: each label as a link with its address (without `mailto:`) below it.
+fn links(links: &[Link]) -> Markup {
+    html! {
+        section.links id=(LINKS_ID) aria-labelledby={ (LINKS_ID) "_title" } {
+            "\n" h2 id={ (LINKS_ID) "_title" } { "Links" }
+            "\n"
+            ul {
+                "\n"
+                @for link in links {
+                    li {
+                        a href=(link.url) { (link.label) }
+                        span.url { (link.url.strip_prefix("mailto:").unwrap_or(&link.url)) }
+                    }
+                    "\n"
+                }
+            }
+            "\n"
+        }
+        "\n"
+    }
 }
 
 /// "Read it in your terminal": the command, how to check the host key, and the JSON link.
-fn push_terminal_box(out: &mut String, info: &PageInfo) {
-    let _ = write!(
-        out,
-        "<section class=\"terminal\" id=\"{TERMINAL_ID}\" aria-labelledby=\"{TERMINAL_ID}_title\">\n\
-         <h2 id=\"{TERMINAL_ID}_title\">Read it in your terminal</h2>\n\
-         <p>This bio is also a small terminal app you can browse with the keyboard or mouse. \
-         From any computer with SSH (macOS, Linux, Windows&nbsp;10 and later), run:</p>\n"
-    );
-    if !info.ssh_command.is_empty() {
-        let _ = writeln!(out, "<pre class=\"cmd\"><code>{}</code></pre>", Escaped(&info.ssh_command));
-    }
-    out.push_str("<p class=\"small\">No account, password or key: any user name works. Press <kbd>q</kbd> to leave.</p>\n");
-    if !info.fingerprint.is_empty() || !info.sshfp.is_empty() {
-        out.push_str("<h3>Check the host key</h3>\n");
-    }
-    if !info.fingerprint.is_empty() {
-        let _ = write!(
-            out,
-            "<p>The first time you connect, ssh asks whether to trust the server's key. \
-             Its fingerprint must be:</p>\n<code class=\"key\">{}</code>\n",
-            Escaped(&info.fingerprint)
-        );
-    }
-    if !info.sshfp.is_empty() {
-        out.push_str(
-            "<p class=\"small\">Or let ssh check it in DNS (<code>-o VerifyHostKeyDNS=yes</code>) \
-             against these SSHFP records:</p>\n<pre class=\"key\">",
-        );
-        for (i, record) in info.sshfp.iter().enumerate() {
-            if i > 0 {
-                out.push('\n');
+fn terminal_box(info: &PageInfo) -> Markup {
+    html! {
+        section.terminal id=(TERMINAL_ID) aria-labelledby={ (TERMINAL_ID) "_title" } {
+            "\n" h2 id={ (TERMINAL_ID) "_title" } { "Read it in your terminal" }
+            "\n"
+            p {
+                "This bio is also a small terminal app you can browse with the keyboard or mouse. \
+                 From any computer with SSH (macOS, Linux, " (PreEscaped("Windows&nbsp;10")) " and later), run:"
             }
-            let _ = write!(out, "{}", Escaped(record));
+            "\n"
+            @if !info.ssh_command.is_empty() {
+                pre.cmd { code { (info.ssh_command) } } "\n"
+            }
+            p.small {
+                "No account, password or key: any user name works. Press " kbd { "q" } " to leave."
+            }
+            "\n"
+            (host_key(info))
+            h3 { "For programs" }
+            "\n"
+            p {
+                "The same bio as JSON: " a href="/bio.json" { "/bio.json" }
+                @if !info.ssh_command.is_empty() {
+                    " (or " code { (info.ssh_command) " json" } ")"
+                }
+                "."
+            }
+            "\n"
         }
-        out.push_str("</pre>\n");
+        "\n"
     }
-    out.push_str("<h3>For programs</h3>\n<p>The same bio as JSON: <a href=\"/bio.json\">/bio.json</a>");
-    if !info.ssh_command.is_empty() {
-        let _ = write!(out, " (or <code>{} json</code>)", Escaped(&info.ssh_command));
+}
+
+/// How to check the host key: its fingerprint and the SSHFP records, when there are any.
+fn host_key(info: &PageInfo) -> Markup {
+    html! {
+        @if !info.fingerprint.is_empty() || !info.sshfp.is_empty() {
+            h3 { "Check the host key" } "\n"
+        }
+        @if !info.fingerprint.is_empty() {
+            p {
+                "The first time you connect, ssh asks whether to trust the server's key. \
+                 Its fingerprint must be:"
+            }
+            "\n" code.key { (info.fingerprint) } "\n"
+        }
+        @if !info.sshfp.is_empty() {
+            p.small {
+                "Or let ssh check it in DNS (" code { "-o VerifyHostKeyDNS=yes" } ") against these SSHFP records:"
+            }
+            "\n"
+            pre.key {
+                @for (i, record) in info.sshfp.iter().enumerate() {
+                    @if i > 0 { "\n" }
+                    (record)
+                }
+            }
+            "\n"
+        }
     }
-    out.push_str(".</p>\n</section>\n");
+}
+
+/// The footer: the name and the way back up.
+fn footer(content: &Content) -> Markup {
+    html! {
+        footer {
+            "\n"
+            p { (content.name) ". The same bio is served over SSH and as " a href="/bio.json" { "JSON" } "." }
+            "\n" p { a href="#top" { "Back to the top" } }
+            "\n"
+        }
+        "\n"
+    }
 }
 
 /// The meta description: the intro, else the start of the first paragraph, else the headline.
@@ -448,8 +344,10 @@ mod tests {
     }
 
     const HOSTILE: &str = "<script>alert(1)</script>\"onmouseover=alert(2) x='y' & more";
+    /// maud escapes `& < > "` and leaves `'` as is: every attribute on the page is double-quoted,
+    /// where a `'` cannot end the value (the old hand-written escaper also turned it into `&#39;`).
     const HOSTILE_ESCAPED: &str =
-        "&lt;script&gt;alert(1)&lt;/script&gt;&quot;onmouseover=alert(2) x=&#39;y&#39; &amp; more";
+        "&lt;script&gt;alert(1)&lt;/script&gt;&quot;onmouseover=alert(2) x='y' &amp; more";
 
     fn hostile() -> Content {
         // Built from a fixture rather than a literal, so new Content fields need no edit here.
@@ -478,8 +376,10 @@ mod tests {
     }
 
     #[test]
-    fn escape_replaces_the_five_special_characters() {
-        assert_eq!(escape("a & b < c > d \" e ' f"), "a &amp; b &lt; c &gt; d &quot; e &#39; f");
+    fn escape_replaces_the_special_characters() {
+        // `'` stays: safe in element content and in the double-quoted attributes the page uses
+        // (see `no_quote_breaks_out_of_an_attribute` below for the property itself).
+        assert_eq!(escape("a & b < c > d \" e ' f"), "a &amp; b &lt; c &gt; d &quot; e ' f");
         assert_eq!(escape(""), "");
         assert_eq!(escape("École — ok"), "École — ok");
         assert_eq!(escape("&amp;"), "&amp;amp;");
@@ -491,15 +391,26 @@ mod tests {
         let html = render_page(&hostile(), &info());
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("\"onmouseover"), "{html}");
-        assert!(!html.contains("'y'"), "{html}");
+        // The `'y'` stays as typed (maud leaves `'` alone); the check below shows it cannot break
+        // out of an attribute, which is what the old assertion on `&#39;` stood for.
+        no_quote_breaks_out_of_an_attribute(&html);
         // name, headline, intro, title, paragraph x2, label, url (href and shown), <title>, and
         // the meta tags all carry it escaped.
         assert!(html.matches(HOSTILE_ESCAPED).count() >= 14, "{html}");
         assert!(html.contains(&format!("<a href=\"https://example.com/?q={HOSTILE_ESCAPED}\">")));
-        // Every attribute value stays inside its quotes: no raw quote leaked into a tag.
+    }
+
+    /// Every attribute value stays inside its double quotes: no raw `"` leaked into a tag, and
+    /// outside the quoted values no tag holds a `'` (which could start a single-quoted value).
+    fn no_quote_breaks_out_of_an_attribute(html: &str) {
         for tag in html.split('<').skip(1) {
             let inside = tag.split('>').next().unwrap_or_default();
             assert_eq!(inside.matches('"').count() % 2, 0, "unbalanced quotes in <{inside}>");
+            let unquoted = inside.split('"').step_by(2);
+            assert!(
+                unquoted.clone().all(|part| !part.contains('\'')),
+                "a ' outside the quotes in <{inside}>"
+            );
         }
     }
 
@@ -513,6 +424,7 @@ mod tests {
         };
         let html = render_page(&small(), &info);
         assert!(!html.contains("<script") && !html.contains("\"onmouseover"), "{html}");
+        no_quote_breaks_out_of_an_attribute(&html);
         assert!(html.contains(&format!("<meta property=\"og:url\" content=\"{HOSTILE_ESCAPED}\">")));
         assert!(html.contains(&format!("<code>{HOSTILE_ESCAPED}</code>")));
     }
@@ -628,47 +540,27 @@ mod tests {
         assert!(!html.contains(" src="), "nothing embedded");
     }
 
-    /// WCAG relative luminance of `#rrggbb`.
-    fn luminance(hex: &str) -> f64 {
-        let channel = |range: std::ops::Range<usize>| {
-            let c = f64::from(u8::from_str_radix(hex.get(range).unwrap_or("00"), 16).unwrap_or(0)) / 255.0;
-            if c <= 0.039_28 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
-        };
-        0.2126 * channel(1..3) + 0.7152 * channel(3..5) + 0.0722 * channel(5..7)
-    }
-
-    fn contrast(a: &str, b: &str) -> f64 {
-        let (la, lb) = (luminance(a), luminance(b));
-        (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
-    }
-
+    /// How long one render of the long fixture takes, for comparing implementations:
+    /// `cargo test --release --lib http::web::tests::render_time -- --ignored --nocapture`.
+    /// At the switch to maud (release, 2 vCPUs, 25 KB page): 15.5 µs with the hand-written
+    /// `write!` renderer, 19.4 µs with the templates; a page is rendered once per HTTP request, so
+    /// the difference is noise next to the request itself and the templates stay.
     #[test]
-    fn both_colour_schemes_have_readable_contrast() {
-        assert!((contrast("#000000", "#ffffff") - 21.0).abs() < 0.01);
-        for (scheme, p) in [("light", &LIGHT), ("dark", &DARK)] {
-            let pairs = [
-                ("text", p.fg, p.bg, 7.0),
-                ("muted", p.muted, p.bg, 4.5),
-                ("accent", p.accent, p.bg, 4.5),
-                ("link", p.link, p.bg, 4.5),
-                ("text on card", p.fg, p.card, 7.0),
-                ("muted on card", p.muted, p.card, 4.5),
-                ("link on card", p.link, p.card, 4.5),
-                ("accent on card", p.accent, p.card, 4.5),
-                ("command", p.term_fg, p.term_bg, 7.0),
-                ("prompt", p.prompt, p.term_bg, 4.5),
-            ];
-            for (what, fg, bg, minimum) in pairs {
-                let ratio = contrast(fg, bg);
-                assert!(ratio >= minimum, "{scheme} {what}: {fg} on {bg} is {ratio:.2}:1, want {minimum}:1");
-            }
+    #[ignore = "a measurement, not a check"]
+    fn render_time() {
+        let mut content = fixtures::parse(fixtures::LONG);
+        content.links = vec![Link { label: "Blog".into(), url: "https://example.com/blog".into() }];
+        let info = info();
+        let rounds = 2_000;
+        let mut bytes = 0;
+        for _ in 0..rounds / 10 {
+            bytes += render_page(&content, &info).len(); // warm-up
         }
-    }
-
-    #[test]
-    fn stylesheet_has_both_schemes() {
-        assert!(STYLE.starts_with(":root{color-scheme:light dark;--bg:#fbfaf7;"));
-        assert!(STYLE.contains("@media (prefers-color-scheme:dark){:root{--bg:#121417;"));
-        assert!(STYLE.contains("max-width:44rem"));
+        let started = std::time::Instant::now();
+        for _ in 0..rounds {
+            bytes += std::hint::black_box(render_page(std::hint::black_box(&content), &info)).len();
+        }
+        let per = started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+        println!("render_page: {per:.1} µs per render ({} bytes)", bytes / (rounds + rounds / 10) as usize);
     }
 }
