@@ -10,6 +10,7 @@ pub mod hostkey;
 pub mod log;
 pub mod session;
 pub mod stream;
+mod tui_session;
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The task that serves one session channel once a shell or exec request arrives: the TUI
-//! (with a pty), the plain-text bio (without), or a command's output. Owns the frame loop,
-//! coalescing, the Esc/idle/session timers, write timeouts and the goodbye. The only
+//! (with a pty, through `tui_session`), the plain-text bio (without), or a command's output.
+//! Owns the session's writers, write timeouts and the goodbye. The only
 //! russh things it uses are the channel writers and the `Handle` to send exit status and close.
 //! It never cuts the connection: it returns a [`Summary`] saying how it ended, and the
 //! connection's owner (`connection`) decides what that means for the connection.
@@ -14,16 +14,12 @@ use russh::ChannelId;
 use russh::server::Handle;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::timeout;
 
 use super::connection::Report;
-use super::{End, Shared, clamp_size};
+use super::{End, Shared};
 use crate::commands;
-use crate::tui::app::{App, Effect, Role};
-use crate::tui::input::{Decoder, Event};
-use crate::tui::screen::Screen;
-use crate::tui::terminal::{ColorDepth, ENTER, MOUSE_OFF, MOUSE_ON, RESTORE};
-use crate::tui::ui;
+use crate::tui::terminal::RESTORE;
 
 /// A channel writer: window-aware, so a client that stops reading makes writes wait.
 pub type Writer = Pin<Box<dyn AsyncWrite + Send>>;
@@ -98,12 +94,12 @@ impl SessionSetup {
         self.shared.metrics.session_started(kind)
     }
 
-    fn set_size(&mut self, cols: u16, rows: u16) {
+    pub(super) fn set_size(&mut self, cols: u16, rows: u16) {
         self.summary.size = (cols, rows);
     }
 
     /// Writes `bytes` unless the client stops reading for the write timeout.
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), End> {
+    pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), End> {
         let limit = self.shared.settings.write_timeout;
         let result = match timeout(limit, self.stdout.write_all(bytes)).await {
             Ok(Ok(())) => Ok(()),
@@ -214,7 +210,7 @@ pub async fn run_command(mut setup: SessionSetup, command: String) -> Summary {
 /// The interactive UI for a client with a pty.
 pub async fn run_tui(mut setup: SessionSetup) -> Summary {
     let _open = setup.set_kind("tui");
-    let end = match tui_loop(&mut setup).await {
+    let end = match super::tui_session::run(&mut setup).await {
         Ok(end) | Err(end) => end,
     };
     if end != End::Stalled && end != End::ClientGone {
@@ -231,167 +227,4 @@ pub async fn run_tui(mut setup: SessionSetup) -> Summary {
         }
     }
     setup.finish(0, end).await
-}
-
-/// Runs the frame loop until the visitor quits or something ends the session. `Err` means
-/// the client can no longer be written to.
-async fn tui_loop(setup: &mut SessionSetup) -> Result<End, End> {
-    let settings = setup.shared.settings.clone();
-    let (term, cols, rows) = setup.pty.clone().unwrap_or_else(|| (String::new(), 80, 24));
-    let env = setup.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    let depth = ColorDepth::detect(Some(&term), env);
-    let options = ui::Options { hyperlinks: !term.eq_ignore_ascii_case("dumb") && !term.is_empty() };
-    let mut content_rx = setup.shared.content.clone();
-    let mut shutdown = setup.shared.shutdown.clone();
-    let (Some(mut input), Some(mut sizes)) = (setup.input.take(), setup.size.take()) else {
-        return Ok(End::Error);
-    };
-
-    let content = content_rx.borrow_and_update().clone();
-    let route = (!setup.presenter).then_some(setup.user.as_str());
-    let mut app = App::new(content, route);
-    app.set_share(settings.share.clone());
-    let room = setup.shared.room.clone();
-    let mut seat = room.join();
-    let mut audience = room.audience();
-    let mut presenter = room.presenter();
-    // The last published count (not the live one): every visitor arriving within a tick gets
-    // the same first screen, so the shared first frame is rendered once per tick, not per visitor.
-    let published = *audience.borrow_and_update();
-    // Before the first tick that counts anyone, the live count (never "0 here" to a visitor).
-    let _ = app.set_audience(if published.connected == 0 { room.counts() } else { published });
-    let stage = setup.presenter.then(|| {
-        app.set_role(Role::Presenter);
-        room.present(app.position())
-    });
-    app.set_presenter(*presenter.borrow_and_update());
-    seat.set_following(app.is_following());
-    let mut screen = Screen::new(cols, rows, depth, options);
-    // Made at the first keystroke: most visitors only read.
-    let mut decoder: Option<Decoder> = None;
-    let mut events = Vec::new();
-    let started = Instant::now();
-    let max_deadline = started + settings.max_session;
-    let mut idle_deadline = started + settings.idle_timeout;
-    let mut esc_deadline: Option<Instant> = None;
-    let mut hibernate_at = Some(started + settings.hibernate_after);
-
-    let mut first = ENTER.to_vec();
-    if app.mouse_enabled() {
-        first.extend_from_slice(MOUSE_ON);
-    }
-    first.extend_from_slice(
-        &setup.shared.metrics.time_first_frame(|| screen.first_frame(&mut app, &setup.shared.frames)),
-    );
-    setup.write(&first).await?;
-    drop(first);
-    #[cfg(feature = "test-panic")]
-    test_panic_trigger(&setup.user);
-
-    loop {
-        let mut dirty = false;
-        let mut raw = Vec::new();
-        tokio::select! {
-            biased;
-            _ = shutdown.wait_for(|stop| *stop) => return Ok(End::Shutdown),
-            chunk = input.recv() => {
-                let Some(chunk) = chunk else { return Ok(End::ClientGone) };
-                let decoder = decoder.get_or_insert_with(Decoder::default);
-                let mut received = chunk.len();
-                decoder.feed(&chunk, &mut events);
-                // Coalesce: everything already queued is applied before one frame is drawn.
-                while let Ok(chunk) = input.try_recv() {
-                    received = received.saturating_add(chunk.len());
-                    decoder.feed(&chunk, &mut events);
-                }
-                let received = u64::try_from(received).unwrap_or(u64::MAX);
-                setup.summary.bytes_in = setup.summary.bytes_in.saturating_add(received);
-                esc_deadline = decoder.has_pending().then(|| Instant::now() + settings.esc_timeout);
-                idle_deadline = Instant::now() + settings.idle_timeout;
-            }
-            Ok(()) = sizes.changed() => {
-                let (cols, rows) = *sizes.borrow_and_update();
-                screen.resize(cols, rows);
-                setup.set_size(cols, rows);
-                dirty = true;
-            }
-            Ok(()) = presenter.changed() => {
-                app.set_presenter(*presenter.borrow_and_update());
-                if app.is_following() {
-                    // The same bytes as every other follower in this state, rendered once.
-                    raw.extend_from_slice(&screen.follow_frame(&mut app, &setup.shared.frames));
-                } else {
-                    dirty = true;
-                }
-            }
-            Ok(()) = audience.changed() => {
-                if app.set_audience(*audience.borrow_and_update()) {
-                    if screen.is_active() {
-                        dirty = true;
-                    } else {
-                        // Idle visitors get the new count without a full frame.
-                        raw.extend_from_slice(&screen.patch_top_line(&app, &setup.shared.frames));
-                    }
-                }
-            }
-            Ok(()) = content_rx.changed() => {
-                app.set_content(content_rx.borrow_and_update().clone());
-                dirty = true;
-            }
-            _ = sleep_until(esc_deadline.unwrap_or(max_deadline)), if esc_deadline.is_some() => {
-                esc_deadline = None;
-                if let Some(decoder) = decoder.as_mut() {
-                    decoder.flush(&mut events);
-                }
-            }
-            _ = sleep_until(hibernate_at.unwrap_or(max_deadline)), if hibernate_at.is_some() => {
-                hibernate_at = None;
-                screen.hibernate(&app);
-                events = Vec::new();
-                continue;
-            }
-            _ = sleep_until(idle_deadline) => return Ok(End::Idle),
-            _ = sleep_until(max_deadline) => return Ok(End::Limit),
-        }
-        hibernate_at = Some(Instant::now() + settings.hibernate_after);
-        for event in events.drain(..) {
-            if let Event::Resize { cols, rows } = event {
-                let (cols, rows) = clamp_size(u32::from(cols), u32::from(rows));
-                screen.resize(cols, rows);
-                setup.set_size(cols, rows);
-            }
-            match app.handle(&event) {
-                Some(Effect::Quit) => return Ok(End::Quit),
-                Some(Effect::SetMouse(on)) => {
-                    raw.extend_from_slice(if on { MOUSE_ON } else { MOUSE_OFF });
-                    dirty = true;
-                }
-                Some(Effect::Redraw) => dirty = true,
-                None => {}
-            }
-        }
-        seat.set_following(app.is_following());
-        if let Some(stage) = &stage {
-            stage.moved(app.position());
-        }
-        if dirty {
-            let started = std::time::Instant::now();
-            raw.extend_from_slice(&screen.render(&mut app));
-            setup.shared.metrics.rendered(started.elapsed().as_secs_f64());
-        }
-        if !raw.is_empty() {
-            setup.write(&raw).await?;
-        }
-    }
-}
-
-/// The user name `sshbio-test-panic` makes the session task panic after the first frame, so the tests can show a panic ends that session alone. Only with the test-only
-/// cargo feature `test-panic` (tests/panic.rs); normal builds, debug or release, have no such
-/// trigger.
-#[cfg(feature = "test-panic")]
-#[allow(clippy::panic)]
-fn test_panic_trigger(user: &str) {
-    if user == "sshbio-test-panic" {
-        panic!("test panic requested by the test suite");
-    }
 }
