@@ -205,33 +205,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if key.created {
         tracing::info!(path = %key.path.display(), "generated a new host key");
     }
-    let settings = Settings {
-        handshake_timeout: Duration::from_secs(args.handshake_timeout.max(1)),
-        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
-        max_session: Duration::from_secs(args.max_session.max(1)),
-        write_timeout: Duration::from_secs(args.write_timeout.max(1)),
-        keepalive_interval: Duration::from_secs(args.keepalive.max(1)),
-        drain_timeout: Duration::from_secs(args.drain_timeout),
-        pq_only_kex: args.pq_only_kex,
-        strict_crypto: args.strict_crypto,
-        presenter_keys: match &args.presenter_keys {
-            Some(path) => sshbio::ssh::hostkey::load_authorized_keys(path)?,
-            None => Vec::new(),
-        },
-        share: Arc::new(sshbio::tui::app::Share::new(
-            args.public_host.as_deref(),
-            args.public_port,
-            args.public_url.clone(),
-        )),
-        ..Settings::default()
-    };
-    let limits = Limits {
-        max_connections: args.max_connections.max(1),
-        max_per_ip: args.max_per_ip.map_or(usize::MAX, |cap| cap.max(1)),
-        max_startups: args.max_startups.max(1),
-        burst_per_ip: args.burst_per_ip.max(1),
-        rate_per_ip: args.rate_per_ip.max(0.0),
-    };
+    let settings = settings(&args)?;
+    let limits = limits(&args);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -250,32 +225,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tracing::info!(keys = settings.presenter_keys.len(), "presenter keys loaded: ssh present@host leads the room");
         }
         let metrics = Arc::new(sshbio::metrics::Metrics::new());
-        // The metrics/health routes and the web page, each on its listener, or both on one
-        // when the two flags name the same address.
-        let metrics_routes = args.metrics_listen.map(|addr| (addr, sshbio::http::router(metrics.clone())));
-        let web_routes = args.http_listen.map(|addr| {
-            let info = page_info(&args, &key);
-            (addr, sshbio::http::web::router(content_rx.clone(), Arc::new(info)))
-        });
-        let listeners = match (metrics_routes, web_routes) {
-            (Some((a, m)), Some((b, w))) if a == b => vec![(a, m.merge(w), "metrics, health and the web page")],
-            (m, w) => m
-                .map(|(a, r)| (a, r, "metrics and health"))
-                .into_iter()
-                .chain(w.map(|(a, r)| (a, r, "the web page")))
-                .collect(),
-        };
-        for (addr, router, what) in listeners {
-            let http = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} for {what}"))?;
-            tracing::info!(listen = %http.local_addr()?, "serving {what} over HTTP");
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(http, router).await {
-                    tracing::error!(error = %e, "HTTP listener failed");
-                }
-            });
-        }
+        serve_http(&args, &key, &metrics, &content_rx).await?;
         if !args.trusted_proxies.is_empty() {
             tracing::info!(networks = ?args.trusted_proxies, "PROXY protocol required from these networks");
         }
@@ -298,6 +248,76 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Timeouts, crypto and presenter keys from the flags.
+fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
+    Ok(Settings {
+        handshake_timeout: Duration::from_secs(args.handshake_timeout.max(1)),
+        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        max_session: Duration::from_secs(args.max_session.max(1)),
+        write_timeout: Duration::from_secs(args.write_timeout.max(1)),
+        keepalive_interval: Duration::from_secs(args.keepalive.max(1)),
+        drain_timeout: Duration::from_secs(args.drain_timeout),
+        pq_only_kex: args.pq_only_kex,
+        strict_crypto: args.strict_crypto,
+        presenter_keys: match &args.presenter_keys {
+            Some(path) => sshbio::ssh::hostkey::load_authorized_keys(path)?,
+            None => Vec::new(),
+        },
+        share: Arc::new(sshbio::tui::app::Share::new(
+            args.public_host.as_deref(),
+            args.public_port,
+            args.public_url.clone(),
+        )),
+        ..Settings::default()
+    })
+}
+
+/// Connection limits from the flags.
+fn limits(args: &ServeArgs) -> Limits {
+    Limits {
+        max_connections: args.max_connections.max(1),
+        max_per_ip: args.max_per_ip.map_or(usize::MAX, |cap| cap.max(1)),
+        max_startups: args.max_startups.max(1),
+        burst_per_ip: args.burst_per_ip.max(1),
+        rate_per_ip: args.rate_per_ip.max(0.0),
+    }
+}
+
+/// The metrics/health routes and the web page, each on its listener, or both on one when the
+/// two flags name the same address.
+async fn serve_http(
+    args: &ServeArgs,
+    key: &hostkey::HostKey,
+    metrics: &Arc<sshbio::metrics::Metrics>,
+    content_rx: &tokio::sync::watch::Receiver<Arc<sshbio::content::Content>>,
+) -> anyhow::Result<()> {
+    let metrics_routes = args.metrics_listen.map(|addr| (addr, sshbio::http::router(metrics.clone())));
+    let web_routes = args.http_listen.map(|addr| {
+        let info = page_info(args, key);
+        (addr, sshbio::http::web::router(content_rx.clone(), Arc::new(info)))
+    });
+    let listeners = match (metrics_routes, web_routes) {
+        (Some((a, m)), Some((b, w))) if a == b => vec![(a, m.merge(w), "metrics, health and the web page")],
+        (m, w) => m
+            .map(|(a, r)| (a, r, "metrics and health"))
+            .into_iter()
+            .chain(w.map(|(a, r)| (a, r, "the web page")))
+            .collect(),
+    };
+    for (addr, router, what) in listeners {
+        let http = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for {what}"))?;
+        tracing::info!(listen = %http.local_addr()?, "serving {what} over HTTP");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(http, router).await {
+                tracing::error!(error = %e, "HTTP listener failed");
+            }
+        });
+    }
+    Ok(())
 }
 
 /// What the web page tells visitors: the command to run and how to check the host key.
