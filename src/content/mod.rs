@@ -166,159 +166,172 @@ pub fn load(path: &Path) -> Result<Content, ContentError> {
 }
 
 /// Parses and validates content.toml text; `path` is only used in error messages.
-///
-/// Longer than our usual 60 lines: every check shares the located-error helpers (`invalid`,
-/// `too_long`, `too_many`, `required`) built over `text` and `path`, and the file reads top to
-/// bottom like the schema (header, sections, links). Splitting it would be the place to start
-/// when the schema grows: a `Validator` holding those helpers, with a method per table.
 pub fn parse_str(text: &str, path: &Path) -> Result<Content, ContentError> {
-    let invalid = |span: Option<Range<usize>>, key: Option<String>, message: String| {
-        let (line, column) = line_column(text, span.map_or(0, |s| s.start));
-        ContentError::Invalid { path: path.to_path_buf(), line, column, key, message }
-    };
+    let check = Validator { text, path };
     if text.len() > limits::FILE_BYTES {
         // Located where the limit is passed, before any parsing work on a huge input.
         let at = limits::FILE_BYTES;
-        return Err(invalid(
+        let kib = limits::FILE_BYTES / 1024;
+        return Err(check.invalid(
             Some(at..at),
             None,
-            format!("the file is longer than {} KiB; a bio is much shorter", limits::FILE_BYTES / 1024),
+            format!("the file is longer than {kib} KiB; a bio is much shorter"),
         ));
     }
-    let too_long = |span: Range<usize>, key: &str, value: &str, max: usize| {
+    let raw: RawContent = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().to_string();
+        check.invalid(e.span(), backticked(&message), message)
+    })?;
+    let name = check.required(&raw.name, "name", limits::NAME_CHARS)?;
+    let headline = check.required(&raw.headline, "headline", limits::HEADLINE_CHARS)?;
+    let intro = match &raw.intro {
+        Some(intro) => Some(check.required(intro, "intro", limits::INTRO_CHARS)?),
+        None => None,
+    };
+    let sections = check.sections(&raw.sections)?;
+    let links = check.links(&raw.links)?;
+    Ok(Content { name, headline, intro, sections, links, show_audience: raw.show_audience.unwrap_or(true) })
+}
+
+/// The checks of one file, each error located (file, line, column and key) in `text`.
+struct Validator<'a> {
+    /// The whole file, to turn byte offsets into lines and columns.
+    text: &'a str,
+    /// The file's name, for the messages.
+    path: &'a Path,
+}
+
+impl Validator<'_> {
+    fn invalid(&self, span: Option<Range<usize>>, key: Option<String>, message: String) -> ContentError {
+        let (line, column) = line_column(self.text, span.map_or(0, |s| s.start));
+        ContentError::Invalid { path: self.path.to_path_buf(), line, column, key, message }
+    }
+
+    fn too_long(&self, span: Range<usize>, key: &str, value: &str, max: usize) -> Result<(), ContentError> {
         let chars = value.chars().count();
         if chars > max {
-            Err(invalid(
+            return Err(self.invalid(
                 Some(span),
                 Some(key.into()),
                 format!("is {chars} characters long; at most {max} fit"),
-            ))
-        } else {
-            Ok(())
+            ));
         }
-    };
-    let too_many = |span: Range<usize>, key: &str, count: usize, max: usize, what: &str| {
-        if count > max {
-            Err(invalid(
-                Some(span),
-                Some(key.into()),
-                format!("has {count} {what}; at most {max} are allowed"),
-            ))
-        } else {
-            Ok(())
-        }
-    };
-    let raw: RawContent = toml::from_str(text).map_err(|e| {
-        let message = e.message().trim().to_string();
-        invalid(e.span(), backticked(&message), message)
-    })?;
+        Ok(())
+    }
 
-    let required = |field: &Spanned<String>, key: &str, max: usize| {
+    /// At most `max` items; the error points at the first one too many.
+    fn at_most<T>(
+        &self,
+        items: &[Spanned<T>],
+        key: &str,
+        max: usize,
+        what: &str,
+    ) -> Result<(), ContentError> {
+        match items.get(max) {
+            Some(first_extra) => Err(self.invalid(
+                Some(first_extra.span()),
+                Some(key.into()),
+                format!("has {} {what}; at most {max} are allowed", items.len()),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// A sanitised, trimmed, non-empty string of at most `max` characters.
+    fn required(&self, field: &Spanned<String>, key: &str, max: usize) -> Result<String, ContentError> {
         let value = sanitize::clean(field.get_ref()).trim().to_string();
         if value.is_empty() {
-            return Err(invalid(Some(field.span()), Some(key.into()), "must not be empty".into()));
+            return Err(self.invalid(Some(field.span()), Some(key.into()), "must not be empty".into()));
         }
-        too_long(field.span(), key, &value, max)?;
+        self.too_long(field.span(), key, &value, max)?;
         Ok(value)
-    };
-
-    let name = required(&raw.name, "name", limits::NAME_CHARS)?;
-    let headline = required(&raw.headline, "headline", limits::HEADLINE_CHARS)?;
-    let intro = match &raw.intro {
-        Some(intro) => Some(required(intro, "intro", limits::INTRO_CHARS)?),
-        None => None,
-    };
-
-    if raw.sections.get_ref().is_empty() {
-        return Err(invalid(
-            Some(raw.sections.span()),
-            Some("sections".into()),
-            "a bio needs at least one section".into(),
-        ));
     }
-    let section_count = raw.sections.get_ref().len();
-    if let Some(first_extra) = raw.sections.get_ref().get(limits::SECTIONS) {
-        too_many(first_extra.span(), "sections", section_count, limits::SECTIONS, "sections")?;
+
+    fn sections(&self, raw: &Spanned<Vec<Spanned<RawSection>>>) -> Result<Vec<Section>, ContentError> {
+        if raw.get_ref().is_empty() {
+            let message = "a bio needs at least one section".into();
+            return Err(self.invalid(Some(raw.span()), Some("sections".into()), message));
+        }
+        self.at_most(raw.get_ref(), "sections", limits::SECTIONS, "sections")?;
+        let mut sections: Vec<Section> = Vec::with_capacity(raw.get_ref().len());
+        for (i, raw_section) in raw.get_ref().iter().enumerate() {
+            let section = self.section(i, raw_section.get_ref())?;
+            if sections.iter().any(|s| s.slug == section.slug) {
+                let raw_section = raw_section.get_ref();
+                let span = raw_section.slug.as_ref().map_or(raw_section.title.span(), |s| s.span());
+                let message = format!(
+                    "slug `{}` is used by an earlier section; give this one its own `slug`",
+                    section.slug
+                );
+                return Err(self.invalid(Some(span), Some(format!("sections[{i}].slug")), message));
+            }
+            sections.push(section);
+        }
+        Ok(sections)
     }
-    let mut sections: Vec<Section> = Vec::with_capacity(section_count);
-    for (i, raw_section) in raw.sections.get_ref().iter().enumerate() {
+
+    fn section(&self, i: usize, raw: &RawSection) -> Result<Section, ContentError> {
         let key = |field: &str| format!("sections[{i}].{field}");
-        let raw_section = raw_section.get_ref();
-        let title = required(&raw_section.title, &key("title"), limits::TITLE_CHARS)?;
-        let slug = match &raw_section.slug {
+        let title = self.required(&raw.title, &key("title"), limits::TITLE_CHARS)?;
+        let slug = match &raw.slug {
             Some(slug) => {
                 let wanted = slugify(slug.get_ref());
                 if wanted.is_empty() || wanted != *slug.get_ref() {
-                    return Err(invalid(
-                        Some(slug.span()),
-                        Some(key("slug")),
-                        "a slug is lower-case letters, digits and '-' only".into(),
-                    ));
+                    let message = "a slug is lower-case letters, digits and '-' only".into();
+                    return Err(self.invalid(Some(slug.span()), Some(key("slug")), message));
                 }
-                too_long(slug.span(), &key("slug"), &wanted, limits::SLUG_CHARS)?;
+                self.too_long(slug.span(), &key("slug"), &wanted, limits::SLUG_CHARS)?;
                 wanted
             }
             None => slugify(&title),
         };
-        let slug_span = raw_section.slug.as_ref().map_or(raw_section.title.span(), |s| s.span());
         if slug.is_empty() {
-            return Err(invalid(
-                Some(slug_span),
-                Some(key("title")),
-                "the title has no letters or digits to make a slug from; add a `slug`".into(),
-            ));
+            let message = "the title has no letters or digits to make a slug from; add a `slug`".into();
+            return Err(self.invalid(Some(raw.title.span()), Some(key("title")), message));
         }
-        if sections.iter().any(|s| s.slug == slug) {
-            return Err(invalid(
-                Some(slug_span),
-                Some(key("slug")),
-                format!("slug `{slug}` is used by an earlier section; give this one its own `slug`"),
-            ));
+        let paragraphs = self.paragraphs(i, raw.paragraphs.get_ref())?;
+        if paragraphs.is_empty() {
+            let message = format!("section \"{title}\" is empty: give it at least one paragraph");
+            return Err(self.invalid(Some(raw.paragraphs.span()), Some(key("paragraphs")), message));
         }
-        let raw_paragraphs = raw_section.paragraphs.get_ref();
-        if let Some(first_extra) = raw_paragraphs.get(limits::PARAGRAPHS) {
-            let count = raw_paragraphs.len();
-            too_many(first_extra.span(), &key("paragraphs"), count, limits::PARAGRAPHS, "paragraphs")?;
-        }
-        let mut paragraphs: Vec<String> = Vec::with_capacity(raw_paragraphs.len());
-        for (j, raw_paragraph) in raw_paragraphs.iter().enumerate() {
+        Ok(Section { title, slug, paragraphs })
+    }
+
+    /// Sanitised paragraphs of section `i`; empty ones are dropped.
+    fn paragraphs(&self, i: usize, raw: &[Spanned<String>]) -> Result<Vec<String>, ContentError> {
+        self.at_most(raw, &format!("sections[{i}].paragraphs"), limits::PARAGRAPHS, "paragraphs")?;
+        let mut paragraphs = Vec::with_capacity(raw.len());
+        for (j, raw_paragraph) in raw.iter().enumerate() {
             let paragraph = sanitize::clean(raw_paragraph.get_ref()).trim().to_string();
             let key = format!("sections[{i}].paragraphs[{j}]");
-            too_long(raw_paragraph.span(), &key, &paragraph, limits::PARAGRAPH_CHARS)?;
+            self.too_long(raw_paragraph.span(), &key, &paragraph, limits::PARAGRAPH_CHARS)?;
             if !paragraph.is_empty() {
                 paragraphs.push(paragraph);
             }
         }
-        if paragraphs.is_empty() {
-            return Err(invalid(
-                Some(raw_section.paragraphs.span()),
-                Some(key("paragraphs")),
-                format!("section \"{title}\" is empty: give it at least one paragraph"),
-            ));
-        }
-        sections.push(Section { title, slug, paragraphs });
+        Ok(paragraphs)
     }
 
-    if let Some(first_extra) = raw.links.get(limits::LINKS) {
-        too_many(first_extra.span(), "links", raw.links.len(), limits::LINKS, "links")?;
-    }
-    let mut links = Vec::with_capacity(raw.links.len());
-    for (i, raw_link) in raw.links.iter().enumerate() {
-        let raw_link = raw_link.get_ref();
-        let label = required(&raw_link.label, &format!("links[{i}].label"), limits::LABEL_CHARS)?;
-        let url = required(&raw_link.url, &format!("links[{i}].url"), limits::URL_CHARS)?;
-        let allowed = ["https://", "http://", "mailto:"];
-        if !allowed.iter().any(|p| url.starts_with(p)) || url.contains(' ') {
-            return Err(invalid(
-                Some(raw_link.url.span()),
-                Some(format!("links[{i}].url")),
-                "a link URL starts with https://, http:// or mailto: and has no spaces".into(),
-            ));
+    fn links(&self, raw: &[Spanned<RawLink>]) -> Result<Vec<Link>, ContentError> {
+        self.at_most(raw, "links", limits::LINKS, "links")?;
+        let mut links = Vec::with_capacity(raw.len());
+        for (i, raw_link) in raw.iter().enumerate() {
+            let raw_link = raw_link.get_ref();
+            let label = self.required(&raw_link.label, &format!("links[{i}].label"), limits::LABEL_CHARS)?;
+            let url = self.required(&raw_link.url, &format!("links[{i}].url"), limits::URL_CHARS)?;
+            let allowed = ["https://", "http://", "mailto:"];
+            if !allowed.iter().any(|p| url.starts_with(p)) || url.contains(' ') {
+                let message = "a link URL starts with https://, http:// or mailto: and has no spaces".into();
+                return Err(self.invalid(
+                    Some(raw_link.url.span()),
+                    Some(format!("links[{i}].url")),
+                    message,
+                ));
+            }
+            links.push(Link { label, url });
         }
-        links.push(Link { label, url });
+        Ok(links)
     }
-
-    Ok(Content { name, headline, intro, sections, links, show_audience: raw.show_audience.unwrap_or(true) })
 }
 
 impl Content {
