@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use common::{ClientHandler, Options, TestServer, WAIT};
 use russh::client;
-use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
+use russh::keys::PrivateKey;
 use russh::{ChannelMsg, client::Handle};
 use sshbio::ssh::Settings;
 
@@ -101,18 +101,6 @@ async fn visitor(server: &TestServer, user: &str) -> Handle<ClientHandler> {
     handle
 }
 
-async fn presenter(server: &TestServer, key: &PrivateKey) -> Handle<ClientHandler> {
-    let handler = ClientHandler { server_key: Arc::new(Mutex::new(None)) };
-    let mut handle =
-        client::connect(Arc::new(client::Config::default()), server.addr, handler).await.unwrap();
-    let auth = handle
-        .authenticate_publickey("present", PrivateKeyWithHashAlg::new(Arc::new(key.clone()), None))
-        .await
-        .unwrap();
-    assert!(auth.success());
-    handle
-}
-
 #[tokio::test]
 async fn followers_in_the_same_state_receive_byte_identical_frames() {
     let key = PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519).unwrap();
@@ -122,7 +110,7 @@ async fn followers_in_the_same_state_receive_byte_identical_frames() {
     let mut b = Tap::open(visitor(&server, "b").await, 80, 24).await;
     let mut wide = Tap::open(visitor(&server, "c").await, 100, 30).await;
     let mut browsing = Tap::open(visitor(&server, "d").await, 80, 24).await;
-    let mut stage = Tap::open(presenter(&server, &key).await, 90, 28).await;
+    let mut stage = Tap::open(common::connect_presenter(&server, &key).await.handle, 90, 28).await;
 
     // The browsing visitor leaves follow mode by choosing a chapter of their own.
     browsing.press(b"3", "lexers").await;

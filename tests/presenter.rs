@@ -20,19 +20,6 @@ async fn start_with_presenter(key: &PrivateKey) -> TestServer {
     TestServer::start_with(Options { settings, ..Options::default() }).await
 }
 
-async fn connect_presenter(server: &TestServer, key: &PrivateKey) -> Conn {
-    let server_key = Arc::new(Mutex::new(None));
-    let handler = ClientHandler { server_key: server_key.clone() };
-    let mut handle =
-        client::connect(Arc::new(client::Config::default()), server.addr, handler).await.unwrap();
-    let auth = handle
-        .authenticate_publickey("present", PrivateKeyWithHashAlg::new(Arc::new(key.clone()), None))
-        .await
-        .unwrap();
-    assert!(auth.success(), "the listed key logs in as the presenter");
-    Conn { handle, server_key }
-}
-
 #[tokio::test]
 async fn followers_move_with_the_presenter_and_stay_when_it_leaves() {
     let key = presenter_key();

@@ -311,3 +311,20 @@ pub fn workdir_with(name: &str, fixture_text: &str) -> PathBuf {
     std::fs::write(dir.join("content.toml"), fixture_text).unwrap();
     dir
 }
+
+/// Logs in as `present` with `key` (listed in the server's presenter keys).
+pub async fn connect_presenter(server: &TestServer, key: &russh::keys::PrivateKey) -> Conn {
+    let server_key = Arc::new(Mutex::new(None));
+    let handler = ClientHandler { server_key: server_key.clone() };
+    let mut handle =
+        client::connect(Arc::new(client::Config::default()), server.addr, handler).await.unwrap();
+    let auth = handle
+        .authenticate_publickey(
+            "present",
+            russh::keys::PrivateKeyWithHashAlg::new(Arc::new(key.clone()), None),
+        )
+        .await
+        .unwrap();
+    assert!(auth.success(), "the listed key logs in as the presenter");
+    Conn { handle, server_key }
+}
