@@ -17,8 +17,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::room::Room;
-
 /// How a connection ended (`sshbio::ssh::End::as_str`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndLabel {
@@ -316,11 +314,13 @@ impl Metrics {
     }
 
     /// Samples the room as this replica sees it (once per audience tick).
-    pub fn sample_room(&self, room: &Room) {
+    /// The room's figures, sampled by the server once a second: visitors following here, a
+    /// presenter connected here, and visitors in the whole room (all replicas).
+    pub fn sample_room(&self, following_here: usize, presenting_here: bool, room_visitors: usize) {
         let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        self.followers.set(gauge(room.local_counts().following));
-        self.presenter_connected.set(i64::from(room.presenting_here()));
-        self.room_visitors.set(gauge(room.counts().connected));
+        self.followers.set(gauge(following_here));
+        self.presenter_connected.set(i64::from(presenting_here));
+        self.room_visitors.set(gauge(room_visitors));
     }
 
     /// The Redis bridge came up (`true`) or was lost (`false`).
@@ -362,7 +362,6 @@ impl Drop for OpenSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::room::PresenterPosition;
 
     #[test]
     fn records_show_up_in_the_text_with_named_labels() {
@@ -378,13 +377,8 @@ mod tests {
         drop(session);
         m.connection_closed("quit", 10, 20, false);
         m.reloaded(false);
-        let room = Room::new();
-        let mut seats = [room.join(), room.join(), room.join()];
-        for seat in &mut seats {
-            seat.set_following(true);
-        }
-        let _stage = room.present(PresenterPosition { page: 0, scroll: 0 });
-        m.sample_room(&room);
+        // Three visitors here, all following a presenter connected here.
+        m.sample_room(3, true, 3);
         let _: Vec<u8> = m.time_first_frame(Vec::new);
         let text = m.encode();
         for line in [

@@ -209,7 +209,7 @@ async fn sample_room_forever(metrics: Arc<Metrics>, room: Arc<Room>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        metrics.sample_room(&room);
+        metrics.sample_room(room.local_counts().following, room.presenting_here(), room.counts().connected);
     }
 }
 
