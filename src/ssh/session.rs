@@ -164,7 +164,7 @@ pub fn supervise<H: Send + 'static>(
             }
         };
         // The owner is gone only when the connection already ended; nothing is left to tell.
-        let _ = reports.send(Report::Ended(summary)).await;
+        let _ = reports.send(Report::Ended(Box::new(summary))).await;
         drop(held);
     });
 }
