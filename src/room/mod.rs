@@ -84,7 +84,7 @@ const PATCHES_PER_SECOND: usize = 350;
 const MAX_AUDIENCE_PERIOD: Duration = Duration::from_secs(30);
 
 /// How long to wait between audience updates in a room of `connected` visitors: every second
-/// up to about 700, then long enough that at most [`PATCHES_PER_SECOND`] screens are patched per
+/// up to about 700, then long enough that at most `PATCHES_PER_SECOND` screens are patched per
 /// second (3 000 visitors: every 8 s; 10 000: every 28 s), at most 30 s. Nobody in a keynote
 /// room reads a five-digit count to the unit, and the count's cost stays flat as the room grows.
 pub fn audience_period(connected: usize) -> Duration {
