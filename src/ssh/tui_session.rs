@@ -54,6 +54,40 @@ impl Deadlines {
     fn active(&mut self, settings: &Settings) {
         self.hibernate = Some(Instant::now() + settings.hibernate_after);
     }
+
+    /// The nearest deadline: the loop arms one timer for it, not four (every timer armed and
+    /// dropped at each wake-up is work on tokio's timer wheel, for every visitor).
+    fn next(&self) -> Instant {
+        [self.esc, self.hibernate, Some(self.idle)].into_iter().flatten().fold(self.max, Instant::min)
+    }
+
+    /// Which deadline has passed at `now`, in the order they are handled when several have.
+    fn due(&self, now: Instant) -> Option<Due> {
+        let passed = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+        if passed(self.esc) {
+            Some(Due::Esc)
+        } else if passed(self.hibernate) {
+            Some(Due::Hibernate)
+        } else if self.idle <= now {
+            Some(Due::Idle)
+        } else if self.max <= now {
+            Some(Due::Limit)
+        } else {
+            None
+        }
+    }
+}
+
+/// A deadline that has come.
+enum Due {
+    /// Take a pending Esc as a key.
+    Esc,
+    /// Free the screen's buffers.
+    Hibernate,
+    /// No input for `--idle-timeout`.
+    Idle,
+    /// `--max-session` is over.
+    Limit,
 }
 
 /// What one wake-up produced: bytes to send now, and whether a frame must be drawn.
@@ -112,8 +146,7 @@ pub(super) async fn run(setup: &mut SessionSetup) -> Result<End, End> {
     test_panic_trigger(&setup.user);
     loop {
         let mut out = Out::default();
-        let (esc, hibernate) = (session.deadlines.esc, session.deadlines.hibernate);
-        let (idle, max) = (session.deadlines.idle, session.deadlines.max);
+        let next = session.deadlines.next();
         tokio::select! {
             biased;
             _ = feeds.shutdown.wait_for(|stop| *stop) => return Ok(End::Shutdown),
@@ -135,13 +168,16 @@ pub(super) async fn run(setup: &mut SessionSetup) -> Result<End, End> {
             Ok(()) = feeds.content.changed() => {
                 session.on_content(feeds.content.borrow_and_update().clone(), &mut out);
             }
-            _ = sleep_until(esc.unwrap_or(max)), if esc.is_some() => session.on_esc_timer(),
-            _ = sleep_until(hibernate.unwrap_or(max)), if hibernate.is_some() => {
-                session.hibernate();
-                continue;
-            }
-            _ = sleep_until(idle) => return Ok(End::Idle),
-            _ = sleep_until(max) => return Ok(End::Limit),
+            _ = sleep_until(next) => match session.deadlines.due(Instant::now()) {
+                Some(Due::Esc) => session.on_esc_timer(),
+                Some(Due::Hibernate) => {
+                    session.hibernate();
+                    continue;
+                }
+                Some(Due::Idle) => return Ok(End::Idle),
+                Some(Due::Limit) => return Ok(End::Limit),
+                None => continue,
+            },
         }
         if let Some(end) = session.apply_events(setup, &mut out) {
             return Ok(end);
