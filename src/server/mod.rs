@@ -192,15 +192,21 @@ pub async fn run(
     metrics.set_ready(false);
     ticker.abort();
     sampler.abort();
-    tracing::info!(open = tasks.len(), "shutting down: telling open sessions");
     drop(listener);
-    let _ = stop_tx.send(true);
+    drain_sessions(tasks, &stop_tx, drain).await;
+    Ok(())
+}
+
+/// Tells every open session the server is stopping, then waits for them a bounded time (the
+/// drain timeout and a second for the goodbyes) and cuts what is left.
+async fn drain_sessions(mut tasks: JoinSet<()>, stop: &watch::Sender<bool>, drain: Duration) {
+    tracing::info!(open = tasks.len(), "shutting down: telling open sessions");
+    let _ = stop.send(true);
     let deadline = drain + Duration::from_secs(1);
     if tokio::time::timeout(deadline, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
         tracing::warn!(left = tasks.len(), "drain time over; closing the rest");
         tasks.abort_all();
     }
-    Ok(())
 }
 
 /// Copies the room's figures (followers, a presenter on stage) into the metrics once a second.
