@@ -141,13 +141,14 @@ async fn every_metric_and_label_the_dashboard_and_alerts_query_is_exported() {
         &dir,
         &["--metrics-listen", &metrics.to_string(), "--redis", &redis, "--max-per-ip", "1"],
     );
-    // Process::start's readiness probe holds the address's one slot until the server sees it go.
+    // Process::start's readiness probe holds the address's one slot until the server sees it go:
+    // wait until it is counted as closed (an open count of 0 alone is also what the server
+    // shows before it has counted the probe as open).
     let deadline = Instant::now() + WAIT;
-    while !tokio::task::spawn_blocking(move || http_get(metrics, "/metrics").1)
-        .await
-        .unwrap()
-        .contains("\nsshbio_connections_open 0\n")
-    {
+    let probe_gone = |body: &str| {
+        body.contains("\nsshbio_connections_open 0\n") && body.contains("\nsshbio_connections_closed_total{")
+    };
+    while !probe_gone(&tokio::task::spawn_blocking(move || http_get(metrics, "/metrics").1).await.unwrap()) {
         assert!(Instant::now() < deadline, "the readiness probe's connection never closed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -125,8 +125,8 @@ async fn connection(gate: Arc<Gate>, shared: Arc<Shared>, socket: TcpStream, pee
         tracing::info!(peer = %admitted.client, "no key-exchange slot in time; connection dropped");
         return gate.metrics.refused("handshake-queue");
     };
-    serve_one(admitted.stream, admitted.client, shared, seats(&gate.admission, ip), slot).await;
-    drop(admitted.ticket);
+    let places = (Box::new(admitted.ticket) as ssh::Seat, seats(&gate.admission, ip));
+    serve_one(admitted.stream, admitted.client, shared, places, slot).await;
 }
 
 /// How a connection's further sessions take their places in the limits: as a new connection
@@ -236,12 +236,12 @@ async fn serve_one(
     socket: ClientStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    seats: ssh::Seats,
+    (seat, seats): (ssh::Seat, ssh::Seats),
     handshake: HandshakeSlot,
 ) {
     // A panic anywhere in this connection's code ends this connection only; it is caught and
     // logged here (its session tasks have their own supervisor).
-    let serve = std::panic::AssertUnwindSafe(ssh::serve(socket, peer, shared, seats, handshake));
+    let serve = std::panic::AssertUnwindSafe(ssh::serve(socket, peer, shared, seat, seats, handshake));
     if serve.catch_unwind().await.is_err() {
         tracing::error!(%peer, "connection task panicked; only this connection ended");
     }

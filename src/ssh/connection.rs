@@ -18,7 +18,7 @@ use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use super::handler::{Connection, MAX_SESSIONS};
 use super::session::Summary;
 use super::stream::{Meter, MeteredStream};
-use super::{End, Seats, Shared};
+use super::{End, Seat, Seats, Shared};
 
 /// How long a connection whose last channel closed is kept for the client to open another
 /// (OpenSSH ControlMaster runs its next command over it) before the server disconnects.
@@ -63,6 +63,9 @@ struct Owner {
     user: Option<String>,
     /// The server's key-exchange slot, given back once the client has authenticated.
     handshake: Option<Box<dyn Send + Sync>>,
+    /// The connection's place in the server's limits: given back before the connection is
+    /// counted as closed, so a client that sees the count drop can connect again at once.
+    seat: Option<Seat>,
     /// Channels open now (ours or the client's side not yet closed).
     open: Vec<ChannelId>,
     /// Sessions that ran to an end on this connection.
@@ -86,8 +89,16 @@ enum Next {
 /// Serves one accepted TCP connection until it ends; returns how it ended.
 ///
 /// `handshake` is held until the client has authenticated (or the connection ends): the
-/// server's bound on key exchanges in progress.
-pub async fn serve<S, H>(stream: S, peer: SocketAddr, shared: Arc<Shared>, seats: Seats, handshake: H) -> End
+/// server's bound on key exchanges in progress. `seat` is the connection's place in the
+/// limits, held until it ends; `seats` gives places to its further sessions.
+pub async fn serve<S, H>(
+    stream: S,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    seat: Seat,
+    seats: Seats,
+    handshake: H,
+) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Send + Sync + 'static,
@@ -110,6 +121,7 @@ where
         last_end: None,
         disconnect_at: None,
         handshake: Some(Box::new((handshake, in_progress))),
+        seat: Some(seat),
         client_ended: false,
     };
     let end = owner.run(stream, handler, &mut reports).await;
@@ -286,7 +298,8 @@ impl Owner {
     }
 
     /// Counts the connection and logs the ones that ran no session.
-    fn finish(&self, end: End) {
+    fn finish(&mut self, end: End) {
+        self.seat = None;
         let bytes_in = self.meter.bytes_in.load(Ordering::Relaxed);
         let bytes_out = self.meter.bytes_out.load(Ordering::Relaxed);
         let handshake_failed = self.user.is_none() && matches!(end, End::HandshakeTimeout | End::Error);
