@@ -209,30 +209,36 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let limits = limits(&args);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
+        let (content_tx, content_rx) = tokio::sync::watch::channel(Arc::new(bio));
+        let metrics = Arc::new(sshbio::metrics::Metrics::new());
+        // HTTP before SSH: once the SSH port answers, /metrics, /readyz and the page do too.
+        serve_http(&args, &key, &metrics, &content_rx).await?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let (content_tx, content_rx) = tokio::sync::watch::channel(Arc::new(bio));
+        let bound = listener.local_addr()?;
         tracing::info!(
-            listen = %listener.local_addr()?,
+            listen = %bound,
             fingerprint = %key.fingerprint(),
             content = %args.content.display(),
             "serving; connect with: ssh -p {} {}",
-            args.listen.port(),
-            if args.listen.ip().is_unspecified() { "localhost".to_string() } else { args.listen.ip().to_string() }
+            bound.port(),
+            if bound.ip().is_unspecified() { "localhost".to_string() } else { bound.ip().to_string() }
         );
         if !settings.presenter_keys.is_empty() {
-            tracing::info!(keys = settings.presenter_keys.len(), "presenter keys loaded: ssh present@host leads the room");
+            tracing::info!(
+                keys = settings.presenter_keys.len(),
+                "presenter keys loaded: ssh present@host leads the room"
+            );
         }
-        let metrics = Arc::new(sshbio::metrics::Metrics::new());
-        serve_http(&args, &key, &metrics, &content_rx).await?;
         if !args.trusted_proxies.is_empty() {
             tracing::info!(networks = ?args.trusted_proxies, "PROXY protocol required from these networks");
         }
         let room = sshbio::room::Room::new();
         #[cfg(feature = "redis")]
         if let Some(url) = &args.redis {
-            sshbio::room::cluster::spawn(url.clone(), room.clone(), metrics.clone()).context("invalid --redis URL")?;
+            sshbio::room::cluster::spawn(url.clone(), room.clone(), metrics.clone())
+                .context("invalid --redis URL")?;
         }
         let config = ServerConfig {
             host_key: key,

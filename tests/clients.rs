@@ -370,7 +370,7 @@ async fn openssh_controlmaster_runs_commands_over_one_connection_without_errors(
     tokio::io::AsyncReadExt::read_to_string(tui.stderr.as_mut().unwrap(), &mut tui_err).await.unwrap();
     assert!(tui_err.is_empty(), "the UI printed: {tui_err}");
     // The last channel closed: the server ends the connection, and the master with it.
-    let master_status = tokio::time::timeout(Duration::from_secs(3), master.wait()).await;
+    let master_status = tokio::time::timeout(Duration::from_secs(6), master.wait()).await;
     assert!(master_status.is_ok(), "the master is still connected");
 }
 

@@ -88,12 +88,19 @@ async fn open_ui(conn: &Conn, cols: u16, rows: u16, expect: &str) -> Screen {
 }
 
 /// Waits (bounded) until the client's side of `handle` sees the connection gone.
-async fn wait_hung_up(handle: &client::Handle<ClientHandler>, within: Duration) -> Duration {
+/// How long the server may take to hang up after the last channel closed, in these tests. The
+/// server's grace is half a second (then up to half a second more for the client to close its
+/// side); the bound is wider so that a loaded machine cannot fail the test, while a server that
+/// keeps the connection (as before) still fails it. The measured time is printed.
+const HANG_UP: Duration = Duration::from_secs(5);
+
+async fn wait_hung_up<H: client::Handler>(handle: &client::Handle<H>, within: Duration) -> Duration {
     let started = Instant::now();
     while !handle.is_closed() {
         assert!(started.elapsed() < within, "the server kept the connection open for {within:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    eprintln!("hung up after {:?}", started.elapsed());
     started.elapsed()
 }
 
@@ -130,8 +137,8 @@ async fn up_to_four_sessions_share_a_connection_each_its_own_and_counted_as_visi
     first.wait_for_text("1 here").await;
     first.send(b"q").await;
     assert_eq!(first.wait_close().await, Some(0));
-    // The last channel closed: the server hangs up within a second.
-    wait_hung_up(&conn.handle, Duration::from_secs(2)).await;
+    // The last channel closed: the server hangs up.
+    wait_hung_up(&conn.handle, HANG_UP).await;
 }
 
 /// A client that records the disconnect message the server sends.
@@ -164,7 +171,7 @@ impl client::Handler for Recorder {
 }
 
 #[tokio::test]
-async fn after_the_last_channel_the_server_sends_a_disconnect_within_a_second() {
+async fn after_the_last_channel_the_server_sends_a_disconnect() {
     let server = start().await;
     let disconnect = Arc::new(Mutex::new(None));
     let recorder = Recorder { disconnect: disconnect.clone() };
@@ -180,12 +187,7 @@ async fn after_the_last_channel_the_server_sends_a_disconnect_within_a_second() 
             break;
         }
     }
-    let started = Instant::now();
-    while !handle.is_closed() {
-        assert!(started.elapsed() < Duration::from_secs(2), "no disconnect from the server");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+    wait_hung_up(&handle, HANG_UP).await;
     let info =
         disconnect.lock().unwrap().take().expect("an SSH disconnect message, not just a closed socket");
     assert!(matches!(info.reason_code, russh::Disconnect::ByApplication), "{info:?}");
@@ -251,7 +253,7 @@ async fn the_server_closes_tcp_after_an_exec_even_when_the_client_holds_its_sock
         held.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
         let mut held = held;
         let mut buf = [0u8; 4096];
-        while ended.elapsed() < Duration::from_secs(3) {
+        while ended.elapsed() < HANG_UP + Duration::from_secs(1) {
             match held.read(&mut buf) {
                 Ok(0) => return Some(ended.elapsed()),
                 Ok(_) => {}
@@ -266,7 +268,8 @@ async fn the_server_closes_tcp_after_an_exec_even_when_the_client_holds_its_sock
     .await
     .unwrap();
     let after = eof.expect("the server never closed the TCP connection");
-    assert!(after < Duration::from_millis(1500), "closed only after {after:?}");
+    eprintln!("the server closed the TCP connection {after:?} after the session ended");
+    assert!(after < HANG_UP, "closed only after {after:?}");
     drop(conn);
 }
 

@@ -250,10 +250,10 @@ impl Haproxy {
         let config = format!(
             "global\n    maxconn 256\n\n\
              defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 2m\n    timeout server 2m\n    \
-             retries 3\n    option redispatch 1\n\n\
+             timeout check 2s\n    retries 3\n    option redispatch 1\n\n\
              frontend ssh\n    bind {addr}\n    default_backend sshbio\n\n\
              backend sshbio\n    balance roundrobin\n    option httpchk GET /readyz\n    \
-             default-server inter 200ms fall 1 rise 1 send-proxy-v2\n{servers}"
+             default-server inter 200ms fall 2 rise 1 send-proxy-v2\n{servers}"
         );
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, &config).unwrap();

@@ -124,8 +124,12 @@ async fn s_shows_the_command_and_a_qr_code_that_decodes_to_the_url() {
         let conn = connect(server.addr, "visitor").await;
         let mut screen = open(&conn, depth, size, "Lighthouse keeper").await;
         screen.press(b"s", COMMAND).await;
-        screen.drain_for(Duration::from_millis(100)).await;
-        assert_eq!(decode_qr(screen.vt.screen()).as_deref(), Some(URL), "{size:?}\n{}", screen.text());
+        // The overlay may still be arriving when its command shows: read until the code decodes.
+        let deadline = Instant::now() + WAIT;
+        while decode_qr(screen.vt.screen()).as_deref() != Some(URL) {
+            assert!(Instant::now() < deadline, "no QR code of the URL at {size:?}\n{}", screen.text());
+            screen.drain_for(Duration::from_millis(50)).await;
+        }
         screen.send(b"x").await;
         screen.wait_for("share closed", |s| !s.contains(COMMAND)).await;
     }
@@ -133,7 +137,7 @@ async fn s_shows_the_command_and_a_qr_code_that_decodes_to_the_url() {
     let conn = connect(server.addr, "visitor").await;
     let mut screen = open(&conn, "xterm-256color", (40, 14), "Ada Quill").await;
     screen.press(b"s", URL).await;
-    screen.drain_for(Duration::from_millis(100)).await;
+    screen.settle().await;
     assert_eq!(decode_qr(screen.vt.screen()), None);
 }
 

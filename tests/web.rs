@@ -20,7 +20,7 @@ use tokio::sync::watch;
 const LONG: &str = include_str!("fixtures/long.toml");
 
 /// How long one HTTP exchange may take.
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 
 /// Where Debian's `chromium` package puts the browser.
 const CHROMIUM: &str = "/usr/bin/chromium";

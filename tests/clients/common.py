@@ -70,10 +70,14 @@ def drive_tui(recv, send, exit_status, keys=True):
                 return True
         return False
 
-    read_until("first", FRAME_END, Deadline(5))
+    # Generous deadlines: the first covers the client's start, key exchange and login on a
+    # loaded machine. A missed one is reported as such, not as a wrong frame.
+    if not read_until("first", FRAME_END, Deadline(WAIT * 3)):
+        raise SystemExit("no complete first frame in time")
     if keys:
         send(b"l")
-        read_until("after_l", FRAME_END, Deadline(5))
+        if not read_until("after_l", FRAME_END, Deadline(WAIT)):
+            raise SystemExit("no complete frame after 'l' in time")
     send(b"q")
-    read_until("after_l", None, Deadline(5))
+    read_until("after_l", None, Deadline(WAIT))
     return {"first": phases["first"], "after_l": phases["after_l"], "status": exit_status()}

@@ -16,7 +16,7 @@ use sshbio::ssh::{Settings, hostkey};
 use tokio::sync::{oneshot, watch};
 
 /// How long any single wait in a test may take before it fails.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// The made-up bios in `tests/fixtures/`. Tests read these, never the owner's content.toml, so
 /// editing the bio never breaks a test.

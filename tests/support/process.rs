@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_sshbio");
 
 /// How long [`Process::start`] and [`Process::wait_log`] wait before they fail a test.
-const TEST_WAIT: Duration = Duration::from_secs(10);
+const TEST_WAIT: Duration = Duration::from_secs(30);
 
 /// Runs `sshbio ARGS` to completion (for subcommands that exit by themselves).
 pub fn sshbio(args: &[&str]) -> Output {
@@ -26,6 +26,16 @@ pub fn sshbio(args: &[&str]) -> Output {
 /// A port nothing listens on right now (the listener is closed again at once).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The address in the server's "serving" line, if `line` is it.
+fn logged_address(line: &str) -> Option<SocketAddr> {
+    if !line.contains("serving; connect with") {
+        return None;
+    }
+    let (_, rest) = line.split_once("listen")?;
+    let rest = rest.trim_start_matches(['=', '"', ':']);
+    rest.split([' ', '"', ',']).next()?.parse().ok()
 }
 
 /// Whether `program` is on the PATH.
@@ -53,22 +63,32 @@ pub struct Process {
 }
 
 impl Process {
-    /// `sshbio --listen ADDR --content DIR/content.toml --keys DIR/keys EXTRA...`; panics (a
-    /// test failure) if it does not listen in time.
+    /// `sshbio --listen 127.0.0.1:0 --content DIR/content.toml --keys DIR/keys EXTRA...`: the
+    /// kernel picks the port and the server logs it, so no other process can take it first and
+    /// no probe connection is made. Panics (a test failure) if it does not listen in time.
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.args(["--listen", &addr.to_string(), "--content"])
+        cmd.args(["--listen", "127.0.0.1:0", "--content"])
             .arg(dir.join("content.toml"))
             .arg("--keys")
             .arg(dir.join("keys"))
             .args(extra);
-        Self::spawn(cmd, addr, TEST_WAIT).unwrap_or_else(|e| panic!("{e}"))
+        let mut process =
+            Self::launch(cmd, SocketAddr::from(([127, 0, 0, 1], 0))).unwrap_or_else(|e| panic!("{e}"));
+        process.addr = process.wait_logged_address(TEST_WAIT).unwrap_or_else(|e| panic!("{e}"));
+        process
     }
 
     /// Spawns `cmd` (stdin and stdout to /dev/null, stderr collected) and waits until `addr`
     /// accepts a TCP connection. Fails with the log if the process exits or `limit` passes.
-    pub fn spawn(mut cmd: Command, addr: SocketAddr, limit: Duration) -> Result<Self, String> {
+    pub fn spawn(cmd: Command, addr: SocketAddr, limit: Duration) -> Result<Self, String> {
+        let mut process = Self::launch(cmd, addr)?;
+        process.wait_listening(limit)?;
+        Ok(process)
+    }
+
+    /// Spawns `cmd` with its stderr collected into the log.
+    fn launch(mut cmd: Command, addr: SocketAddr) -> Result<Self, String> {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -84,9 +104,25 @@ impl Process {
                 }
             });
         }
-        let mut process = Self { child, addr, log };
-        process.wait_listening(limit)?;
-        Ok(process)
+        Ok(Self { child, addr, log })
+    }
+
+    /// Waits for the start-up line and reads the address the server listens on from it (text
+    /// `listen=ADDR` or JSON `"listen":"ADDR"`).
+    fn wait_logged_address(&mut self, limit: Duration) -> Result<SocketAddr, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(addr) = self.log().lines().find_map(logged_address) {
+                return Ok(addr);
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("server exited with {status}; log:\n{}", self.log()));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("server logged no listen address in time; log:\n{}", self.log()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn wait_listening(&mut self, limit: Duration) -> Result<(), String> {

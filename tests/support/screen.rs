@@ -11,7 +11,7 @@ use std::time::Duration;
 use russh::{ChannelMsg, client};
 
 /// How long a wait for the screen may take before the test fails (as `tests/common`'s WAIT).
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 
 /// A channel that stays silent this long has finished sending its frame.
 pub const SETTLE: Duration = Duration::from_millis(150);
