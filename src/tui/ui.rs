@@ -174,21 +174,8 @@ fn areas(app: &App, area: Rect) -> Areas {
     // Title and its gap; after the text a gap and the status row.
     let (above_text, below_text) = (1 + gap, gap + 1);
     let fixed = 1 + banner_rows + hero_rows + strip_rows + above_text + below_text + 1;
-    let centred = (area.height > HERO_HEIGHT)
-        .then(|| {
-            let longest = (0..app.page_count())
-                .map(|page| body_lines(app, page, usize::from(cols.text_width), &MONO_FOR_LAYOUT).len())
-                .max()
-                .unwrap_or(0);
-            let timeline = u16::try_from(app.page_count() * 2).unwrap_or(u16::MAX);
-            let text = u16::try_from(longest).ok()?;
-            let middle = (above_text + text + below_text).max(if cols.wide { timeline } else { 0 });
-            // The composition plus a blank row before the footer.
-            let total = (fixed - above_text - below_text).saturating_add(middle).saturating_add(1);
-            // A little above the middle, where the eye expects it.
-            (total < area.height).then(|| (text, area.height.saturating_sub(total) * 2 / 5, middle))
-        })
-        .flatten();
+    let rest = Rest { fixed: fixed - above_text - below_text, around_text: above_text + below_text };
+    let centred = centring(app, area, &cols, rest);
 
     let mut y = area.y + 1 + centred.map_or(0, |(_, offset, _)| offset);
     let banner = (banner_rows > 0).then(|| Rect::new(area.x, area.y + 1, area.width, 1));
@@ -224,6 +211,35 @@ fn areas(app: &App, area: Rect) -> Areas {
     };
     let footer = Rect::new(cols.x, footer_y, cols.block_width, 1);
     Areas { banner, hero, nav, title, body, status, footer }
+}
+
+/// The rows of a screen's composition outside the chapter text.
+#[derive(Clone, Copy)]
+struct Rest {
+    /// The rows above and below the text's part: top row, banner, hero, strip, status, footer.
+    fixed: u16,
+    /// The chapter title, its gap, and the gap under the text.
+    around_text: u16,
+}
+
+/// When the whole composition (the longest chapter included) fits with room to spare: the
+/// rows of the longest text, the offset from the top, and the height of the middle part
+/// (text or timeline). `None` when the text must take the rows left and scroll.
+fn centring(app: &App, area: Rect, cols: &Columns, rest: Rest) -> Option<(u16, u16, u16)> {
+    if area.height <= HERO_HEIGHT {
+        return None;
+    }
+    let longest = (0..app.page_count())
+        .map(|page| body_lines(app, page, usize::from(cols.text_width), &MONO_FOR_LAYOUT).len())
+        .max()
+        .unwrap_or(0);
+    let timeline = u16::try_from(app.page_count() * 2).unwrap_or(u16::MAX);
+    let text = u16::try_from(longest).ok()?;
+    let middle = (rest.around_text + text).max(if cols.wide { timeline } else { 0 });
+    // The composition plus a blank row before the footer.
+    let total = rest.fixed.saturating_add(middle).saturating_add(1);
+    // A little above the middle, where the eye expects it.
+    (total < area.height).then(|| (text, area.height.saturating_sub(total) * 2 / 5, middle))
 }
 
 /// Wrapping for the layout only counts lines; any theme will do.
@@ -328,7 +344,7 @@ pub fn draw_top_line(buf: &mut Buffer, row: Rect, height: u16, app: &App, look: 
         // Over block letters, the name also as text, small and muted: a page header that a
         // screen reader, a copy or a search can find.
         let room = usize::from(row.width.saturating_sub(x)).saturating_sub(audience_width + 2);
-        let (end, _) = buf.set_stringn(x, row.y, &content.name, room, theme.muted);
+        let (end, _) = buf.set_stringn(x, row.y, fit(&content.name, room), room, theme.muted);
         used = usize::from(end.saturating_sub(row.x));
     }
     if hero.is_none() {
@@ -341,7 +357,7 @@ pub fn draw_top_line(buf: &mut Buffer, row: Rect, height: u16, app: &App, look: 
         let name = if name.width() <= room {
             name
         } else {
-            Line::from(Span::styled(content.name.as_str(), theme.name))
+            Line::from(Span::styled(fit(&content.name, room), theme.name))
         };
         let (end, _) = buf.set_line(row.x + 1, row.y, &name, row.width.saturating_sub(2));
         used = usize::from(end.saturating_sub(row.x));
@@ -366,14 +382,15 @@ fn draw_hero(buf: &mut Buffer, area: Rect, big: Option<BigSize>, app: &App, them
             y += rows;
         }
         None => {
-            buf.set_stringn(area.x, y, &content.name, usize::from(area.width), theme.name);
+            buf.set_string(area.x, y, fit(&content.name, usize::from(area.width)), theme.name);
             y += 1;
         }
     }
-    buf.set_stringn(area.x, y, &content.headline, usize::from(area.width), theme.headline);
+    // Cut with an ellipsis, so a long line never looks like a rendering fault.
+    buf.set_string(area.x, y, fit(&content.headline, usize::from(area.width)), theme.headline);
     if let Some(intro) = &content.intro {
         y += 1;
-        buf.set_stringn(area.x, y, intro, usize::from(area.width), theme.intro);
+        buf.set_string(area.x, y, fit(intro, usize::from(area.width)), theme.intro);
     }
 }
 
@@ -393,10 +410,12 @@ pub fn draw_big(buf: &mut Buffer, area: Rect, text: &str, size: PixelSize, style
 /// The chapter's number in the accent colour and its title.
 fn draw_title(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
     let index = app.selected();
+    let number = number(app, index);
+    let room = usize::from(area.width).saturating_sub(number.width() + 2);
     let line = Line::from(vec![
-        Span::styled(number(app, index), theme.number),
+        Span::styled(number, theme.number),
         Span::raw("  "),
-        Span::styled(app.page_title(index), theme.title),
+        Span::styled(fit(app.page_title(index), room), theme.title),
     ]);
     buf.set_line(area.x, area.y, &line, area.width);
 }
