@@ -35,7 +35,8 @@ pub fn usage() -> String {
     [
         "usage: ssh HOST [COMMAND]",
         "",
-        "With a terminal and no command: the interactive bio.",
+        "With a terminal and no command: the interactive bio; without one (ssh -T): the bio as",
+        "plain text. A section's slug as the user name (ssh SLUG@HOST) opens that section.",
         "Commands:",
         "  help            this list",
         "  bio             the whole bio as plain text",

@@ -129,6 +129,12 @@ async fn openssh_without_a_terminal_gets_plain_text() {
     }
     assert!(text.contains(&end(9)), "the whole bio, to its last word");
     assert!(text.lines().all(|l| l.chars().count() <= 80));
+    // A section's slug as the user name: that section only, as the UI would open on it.
+    let out = run_ssh(&server, "the-atlas", &["-T"], &[]).await;
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("The atlas\n---------\n"), "{text}");
+    assert!(text.contains(&end(6)) && !text.contains(LONG_TITLES[0]), "{text}");
 }
 
 #[tokio::test]

@@ -91,10 +91,12 @@ async fn unauthenticated(server: &TestServer) -> client::Handle<ClientHandler> {
 
 #[tokio::test]
 async fn present_without_a_listed_key_is_refused_like_any_failed_login() {
-    // No presenter keys configured at all.
-    let server = TestServer::start().await;
-    let mut handle = unauthenticated(&server).await;
+    // No presenter keys configured at all: refused the same way, by OpenSSH too (an empty
+    // list of methods once made OpenSSH fall back to a password prompt).
+    let off = TestServer::start().await;
+    let mut handle = unauthenticated(&off).await;
     assert!(!handle.authenticate_none("present").await.unwrap().success());
+    openssh_is_denied_without_a_prompt(off.addr).await;
     // Configured, but this key is not listed.
     let listed = presenter_key();
     let server = start_with_presenter(&listed).await;
@@ -111,6 +113,12 @@ async fn present_without_a_listed_key_is_refused_like_any_failed_login() {
     disconnect(conn).await;
 
     // The real OpenSSH client, with no key for it: permission denied, exit 255, no prompt.
+    openssh_is_denied_without_a_prompt(server.addr).await;
+}
+
+/// `ssh present@` with no usable key: exit 255, "Permission denied (publickey)" (the only
+/// method offered, so no password or keyboard-interactive prompt could follow).
+async fn openssh_is_denied_without_a_prompt(addr: std::net::SocketAddr) {
     assert!(have("ssh"), "the OpenSSH client is needed");
     let mut args = vec![
         "-T".to_string(),
@@ -119,7 +127,7 @@ async fn present_without_a_listed_key_is_refused_like_any_failed_login() {
         "-o".into(),
         "IdentityFile=/dev/null".into(),
     ];
-    args.extend(ssh_args(server.addr, "present"));
+    args.extend(ssh_args(addr, "present"));
     let out = tokio::time::timeout(
         WAIT,
         tokio::process::Command::new("ssh").args(&args).stdin(std::process::Stdio::null()).output(),
@@ -128,5 +136,6 @@ async fn present_without_a_listed_key_is_refused_like_any_failed_login() {
     .unwrap()
     .unwrap();
     assert_eq!(out.status.code(), Some(255));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{:?}", out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Permission denied (publickey)"), "{out:?}");
 }

@@ -175,10 +175,10 @@ async fn mouse_wheel_scrolls_click_selects_and_m_toggles() {
     screen.send(b"\x1b[<65;40;8M").await; // wheel down over the text
     screen.wait_for("scrolled by the wheel", |s| s.contains(" of ") && !s.contains(" 1-")).await;
     screen.send(b"m").await;
-    screen.wait_for("mouse off", |s| s.contains("mouse on")).await;
+    screen.wait_for("mouse off", |s| s.contains("enable mouse")).await;
     assert_eq!(screen.vt.screen().mouse_protocol_mode(), vt100::MouseProtocolMode::None);
     screen.send(b"m").await;
-    screen.wait_for("mouse on again", |s| !s.contains("mouse on")).await;
+    screen.wait_for("mouse on again", |s| !s.contains("enable mouse")).await;
     assert_eq!(screen.vt.screen().mouse_protocol_mode(), vt100::MouseProtocolMode::PressRelease);
 }
 

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
+use unicode_width::UnicodeWidthStr;
 
 use self::text::wrap;
 
@@ -350,7 +351,7 @@ impl Content {
         };
         push_wrapped(&mut out, &self.name, width);
         push_wrapped(&mut out, &self.headline, width);
-        rule(&mut out, '=', self.name.len().max(self.headline.len()));
+        rule(&mut out, '=', self.name.width().max(self.headline.width()));
         if let Some(intro) = &self.intro {
             out.push('\n');
             push_wrapped(&mut out, intro, width);
@@ -363,7 +364,12 @@ impl Content {
             out.push('\n');
             out.push_str("Links\n");
             rule(&mut out, '-', 5);
-            out.push_str(&self.links_text());
+            // Labels padded to one column, for people; `links` keeps tabs, for scripts.
+            let column = self.links.iter().map(|l| l.label.width()).max().unwrap_or(0) + 2;
+            for link in &self.links {
+                let pad = column - link.label.width();
+                out.push_str(&format!("{}{:pad$}{}\n", link.label, "", link.url));
+            }
         }
         out
     }
@@ -383,7 +389,7 @@ impl Content {
 
     fn push_section(&self, out: &mut String, section: &Section, width: usize) {
         push_wrapped(out, &section.title, width);
-        out.extend(std::iter::repeat_n('-', section.title.chars().count().min(width)));
+        out.extend(std::iter::repeat_n('-', section.title.width().min(width)));
         out.push('\n');
         for (i, paragraph) in section.paragraphs.iter().enumerate() {
             if i > 0 {

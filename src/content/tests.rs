@@ -92,12 +92,36 @@ fn hostile_content_is_sanitised_at_load() {
 }
 
 #[test]
+fn plain_text_underlines_match_the_width_on_screen_and_links_line_up() {
+    let width = |s: &str| unicode_width::UnicodeWidthStr::width(s);
+    let content = fixtures::parse(fixtures::UNICODE);
+    let plain = content.plain_text(80);
+    let lines: Vec<&str> = plain.lines().collect();
+    // Name, headline, then a rule as wide as the wider of the two.
+    let [name, headline, rule, ..] = lines.as_slice() else { panic!("{plain}") };
+    assert_eq!(rule.len(), width(name).max(width(headline)), "{plain}");
+    assert!(rule.chars().all(|c| c == '='), "{plain}");
+    // Every title's rule is as wide as the title (CJK is two columns a character).
+    for section in &content.sections {
+        let rule = "-".repeat(width(&section.title));
+        assert!(plain.contains(&format!("{}\n{rule}\n", section.title)), "{}:\n{plain}", section.title);
+    }
+    let links = fixtures::parse(fixtures::LINKS).plain_text(80);
+    let links = links.split("\nLinks\n-----\n").nth(1).unwrap_or_default();
+    assert!(!links.contains('\t'), "{links}");
+    let starts: Vec<usize> =
+        links.lines().filter_map(|l| l.find("http").or_else(|| l.find("mailto:"))).collect();
+    assert_eq!(starts.len(), 3, "{links}");
+    assert!(starts.iter().all(|s| Some(s) == starts.first()), "URLs start in one column:\n{links}");
+}
+
+#[test]
 fn plain_text_is_wrapped_and_complete() {
     for (name, text) in fixtures::ALL {
         let content = fixtures::parse(text);
         for width in [40, 80] {
             let plain = content.plain_text(width);
-            // Links are `label<TAB>url` lines, kept whole so they can be copied.
+            // Links are `label  url` lines, kept whole so they can be copied.
             let story = plain.split("\nLinks\n").next().unwrap_or_default();
             for line in story.lines() {
                 let columns = unicode_width::UnicodeWidthStr::width(line);

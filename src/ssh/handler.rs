@@ -114,14 +114,15 @@ impl Connection {
         Auth::Accept
     }
 
-    /// The refusal for `present` without a listed key: only public keys may follow (none at all
-    /// when presenting is off), so the client never falls back to a password prompt.
+    /// The refusal for `present` without a listed key: only public keys may follow, so the
+    /// client never falls back to a password prompt, and ends with "Permission denied
+    /// (publickey)". Also when presenting is off: an empty list of methods would not do, as
+    /// OpenSSH reads it as "try everything" and prompts for a password.
     fn presenter_only(&self) -> Auth {
-        let methods = if self.shared.settings.presenter_keys.is_empty() {
-            MethodSet::empty()
-        } else {
-            MethodSet::from(&[MethodKind::PublicKey][..])
-        };
+        if self.shared.settings.presenter_keys.is_empty() {
+            tracing::info!(peer = %self.peer, "present@ refused: presenting is off (no --presenter-keys)");
+        }
+        let methods = MethodSet::from(&[MethodKind::PublicKey][..]);
         Auth::Reject { proceed_with_methods: Some(methods), partial_success: false }
     }
 

@@ -169,10 +169,17 @@ pub fn supervise<H: Send + 'static>(
     });
 }
 
-/// `ssh -T host`: the whole bio as plain text, then exit 0.
+/// `ssh -T host`: the whole bio as plain text, then exit 0. With a section's slug as the user
+/// name (`ssh -T atlas@host`), that section's text, as the UI opens on it.
 pub async fn run_plain(mut setup: SessionSetup) -> Summary {
     let _open = setup.set_kind("plain");
-    let text = setup.shared.content.borrow().plain_text(commands::PLAIN_WIDTH);
+    let text = {
+        let content = setup.shared.content.borrow();
+        content
+            .section_index(&setup.user)
+            .and_then(|index| content.section_text(index, commands::PLAIN_WIDTH))
+            .unwrap_or_else(|| content.plain_text(commands::PLAIN_WIDTH))
+    };
     let end = match setup.write(text.as_bytes()).await {
         Ok(()) => End::Quit,
         Err(end) => end,

@@ -102,10 +102,12 @@ pub fn draw_share(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
         if !lines.is_empty() {
             lines.push(Line::default());
         }
-        lines.push(Line::styled(
-            if show_qr { "Or scan it for the web page:" } else { "On the web:" },
-            theme.text,
-        ));
+        let caption = match (show_qr, share.command.is_some()) {
+            (true, true) => "Or scan it for the web page:",
+            (true, false) => "Scan it for the web page:",
+            (false, _) => "On the web:",
+        };
+        lines.push(Line::styled(caption, theme.text));
         if show_qr {
             for _ in 0..qr_rows {
                 lines.push(Line::default());
@@ -226,7 +228,8 @@ fn draw_code_and_count(buf: &mut Buffer, room: Rect, app: &App, theme: &Theme) {
     match big_name(&count, room.width, false) {
         Some((size, width, _)) if top + 6 <= room.bottom() => {
             draw_big(buf, Rect::new(count_x, top, width, 4), &count, size, theme.big);
-            buf.set_string(count_x, top + 5, "people here", theme.muted);
+            let label = if count == "1" { "person here" } else { "people here" };
+            buf.set_string(count_x, top + 5, label, theme.muted);
         }
         _ => {
             let line = Line::from(vec![Span::styled(count, theme.big), Span::styled(" here", theme.muted)]);

@@ -139,8 +139,15 @@ pub fn draw(frame: &mut Frame, app: &App, look: Look) -> Viewport {
 }
 
 fn draw_too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
-    let text = format!("Please enlarge your terminal (at least {MIN_WIDTH}x{MIN_HEIGHT})");
-    let lines: Vec<Line> = wrap(&text, usize::from(area.width.max(1))).into_iter().map(Line::from).collect();
+    // The size on a line of its own, so it is never broken across lines.
+    let mut lines: Vec<Line> = wrap("Please enlarge your terminal", usize::from(area.width.max(1)))
+        .into_iter()
+        .map(Line::from)
+        .collect();
+    let size = format!("(at least {MIN_WIDTH}x{MIN_HEIGHT})");
+    let size =
+        if size.width() <= usize::from(area.width) { size } else { format!("({MIN_WIDTH}x{MIN_HEIGHT})") };
+    lines.push(Line::from(size));
     let height = u16::try_from(lines.len()).unwrap_or(u16::MAX).min(area.height);
     let y = area.y + area.height.saturating_sub(height) / 2;
     let rect = Rect::new(area.x, y, area.width, height);
@@ -401,7 +408,7 @@ fn draw_footer(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
     let mut hints: Vec<(&str, &str, u8)> = keymap::footer(app.role()).collect();
     if !app.mouse_enabled() {
         // Mouse reporting is off (to select text): say how to get it back.
-        hints.insert(hints.len().saturating_sub(2), ("m", "mouse on", 1));
+        hints.insert(hints.len().saturating_sub(2), ("m", "enable mouse", 1));
     }
     let width =
         |hints: &[(&str, &str, u8)]| hints.iter().map(|(k, w, _)| k.width() + w.width() + 4).sum::<usize>();

@@ -99,8 +99,12 @@ fn maximum_sizes_fit_without_overflowing() {
 #[test]
 fn smallest_size_and_below() {
     insta::assert_snapshot!("small_24x8", screen(&mut fixture("small"), MIN_WIDTH, MIN_HEIGHT));
-    let text = screen(&mut fixture("small"), MIN_WIDTH - 1, MIN_HEIGHT);
-    assert!(text.contains("enlarge"), "{text}");
+    for (w, h) in [(MIN_WIDTH - 1, MIN_HEIGHT), (20, 6), (14, 4)] {
+        let text = screen(&mut fixture("small"), w, h);
+        assert!(text.contains("enlarge"), "{text}");
+        let size = if w >= 15 { "(at least 24x8)" } else { "(24x8)" };
+        assert!(text.contains(size), "the size is never broken:\n{text}");
+    }
 }
 
 #[test]
@@ -222,6 +226,18 @@ fn join_card_at_every_size() {
         app.set_role(Role::Presenter);
         key(&mut app, 'c');
         insta::assert_snapshot!(format!("join_card_{w}x{h}"), screen(&mut app, w, h));
+    }
+}
+
+#[test]
+fn the_join_card_counts_one_person_and_several_people() {
+    for (connected, label) in [(1, "person here"), (2, "people here")] {
+        let mut app = fixture("small");
+        app.set_role(Role::Presenter);
+        let _ = app.set_audience(crate::room::Audience { connected, following: 0 });
+        key(&mut app, 'c');
+        let text = screen(&mut app, 120, 40);
+        assert!(text.contains(label), "{connected}: {text}");
     }
 }
 
