@@ -250,9 +250,14 @@ pub fn action_for(key: Key, role: Role) -> Option<Action> {
     BINDINGS.iter().find(|b| b.who.includes(role) && b.keys.contains(&key)).map(|b| b.action)
 }
 
-/// The help overlay's rows for `role`: (keys, description).
-pub fn help(role: Role) -> impl Iterator<Item = (&'static str, &'static str)> {
-    BINDINGS.iter().filter(move |b| b.who.includes(role)).map(|b| (b.shown, b.help))
+/// The help overlay's rows for `role`: (keys, description). `f` only while a speaker is
+/// presenting (else it does nothing, and a visitor would look for a speaker who is not there).
+pub fn help(role: Role, presenting: bool) -> impl Iterator<Item = (&'static str, &'static str)> {
+    BINDINGS
+        .iter()
+        .filter(move |b| b.who.includes(role))
+        .filter(move |b| presenting || b.action != Action::ToggleFollow)
+        .map(|b| (b.shown, b.help))
 }
 
 /// The footer's hints for `role`, most important first.
@@ -272,7 +277,7 @@ mod tests {
             for binding in bound {
                 let role = if binding.who == For::Presenter { Role::Presenter } else { Role::Visitor };
                 assert!(
-                    help(role).any(|(shown, text)| shown == binding.shown && text == binding.help),
+                    help(role, true).any(|(shown, text)| shown == binding.shown && text == binding.help),
                     "{action:?} missing from the help"
                 );
                 for &key in binding.keys {
@@ -300,7 +305,7 @@ mod tests {
         assert_eq!(action_for(Key::Char('c'), Role::Presenter), Some(Action::JoinCard));
         assert_eq!(action_for(Key::Char('c'), Role::Visitor), None);
         assert_eq!(action_for(Key::Char('f'), Role::Presenter), None);
-        assert!(help(Role::Visitor).all(|(_, text)| !text.contains("join card")));
+        assert!(help(Role::Visitor, true).all(|(_, text)| !text.contains("join card")));
         for key in ['t', 's'] {
             assert!(action_for(Key::Char(key), Role::Visitor).is_some());
         }

@@ -426,7 +426,8 @@ fn draw_footer(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
 
 /// The keys, from the key map, in a box over the page.
 fn draw_help(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let mut rows: Vec<(&str, &str)> = keymap::help(app.role()).collect();
+    let presenting = app.role() == Role::Presenter || app.follow() != Follow::NoPresenter;
+    let mut rows: Vec<(&str, &str)> = keymap::help(app.role(), presenting).collect();
     let after_mouse_key = rows.iter().position(|(k, _)| *k == "m").map_or(rows.len(), |i| i + 1);
     rows.insert(after_mouse_key, ("mouse", "wheel scrolls, click picks a chapter"));
     let key_width = rows.iter().map(|(k, _)| k.width()).max().unwrap_or(0);
@@ -441,8 +442,15 @@ fn draw_help(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .collect();
     let fits = full.iter().map(Line::width).max().unwrap_or(0) + 3 <= usize::from(area.width)
         && full.len() + 2 <= usize::from(area.height);
-    // On a small terminal: the first key of each row and its text, in two columns.
-    let lines = if fits { full } else { help_in_two_columns(&rows, area, theme) };
+    // On a small terminal: the first key of each row and its text, in one column when the rows
+    // fit, else in two.
+    let lines = if fits {
+        full
+    } else if rows.len() + 2 <= usize::from(area.height) {
+        help_in_columns(&rows, 1, area, theme)
+    } else {
+        help_in_columns(&rows, 2, area, theme)
+    };
     let width = lines.iter().map(Line::width).max().unwrap_or(0) + 3;
     let width = u16::try_from(width).unwrap_or(u16::MAX).min(area.width);
     let height = (u16::try_from(lines.len()).unwrap_or(u16::MAX) + 2).min(area.height);
@@ -455,23 +463,33 @@ fn draw_help(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     frame.render_widget(Paragraph::new(lines).block(block), popup);
 }
 
-/// The help rows packed in two columns for small terminals, each cut to its column.
-fn help_in_two_columns<'a>(rows: &[(&'a str, &'a str)], area: Rect, theme: &Theme) -> Vec<Line<'a>> {
-    let column = usize::from(area.width.saturating_sub(3)) / 2;
+/// The help rows packed in `columns` columns (1 or 2) for small terminals: the first key of
+/// each row and its text, cut to the column with an ellipsis.
+fn help_in_columns<'a>(
+    rows: &[(&'a str, &'a str)],
+    columns: usize,
+    area: Rect,
+    theme: &Theme,
+) -> Vec<Line<'a>> {
+    let columns = columns.max(1);
+    let column = usize::from(area.width.saturating_sub(3)) / columns;
+    let first_key = |keys: &'a str| keys.split_whitespace().next().unwrap_or(keys);
+    // One column: keys right-aligned as in the full help. Two: each cell padded to its column.
+    let key_width =
+        if columns == 1 { rows.iter().map(|(k, _)| first_key(k).width()).max().unwrap_or(0) } else { 0 };
     let cell = |(keys, what): (&'a str, &'a str)| {
-        let key = keys.split_whitespace().next().unwrap_or(keys);
-        let text = fit(what, column.saturating_sub(key.width() + 2));
-        let pad = column.saturating_sub(key.width() + 1 + text.width());
-        vec![
-            Span::styled(format!(" {key}"), theme.key),
-            Span::styled(format!(" {text}{}", " ".repeat(pad)), theme.text),
-        ]
+        let key = format!(" {:>key_width$}", first_key(keys));
+        let text = fit(what, column.saturating_sub(key.width() + 1));
+        let pad = if columns == 1 { 0 } else { column.saturating_sub(key.width() + text.width()) };
+        vec![Span::styled(key, theme.key), Span::styled(format!(" {text}{}", " ".repeat(pad)), theme.text)]
     };
-    let half = rows.len().div_ceil(2);
-    (0..half)
+    let per_column = rows.len().div_ceil(columns);
+    (0..per_column)
         .map(|i| {
-            let mut spans = rows.get(i).copied().map(cell).unwrap_or_default();
-            spans.extend(rows.get(i + half).copied().map(cell).unwrap_or_default());
+            let spans = (0..columns)
+                .filter_map(|c| rows.get(i + c * per_column).copied())
+                .flat_map(cell)
+                .collect::<Vec<_>>();
             Line::from(spans)
         })
         .collect()

@@ -200,9 +200,13 @@ fn help_lists_every_key_including_t_s_and_c() {
     key(&mut app, '?');
     let text = screen(&mut app, 80, 24);
     insta::assert_snapshot!("help_80x24", text);
-    for (shown, help) in keymap::help(Role::Visitor) {
+    for (shown, help) in keymap::help(Role::Visitor, false) {
         assert!(text.contains(shown) && text.contains(help), "{shown} {help}\n{text}");
     }
+    // `f` only while a speaker is presenting.
+    assert!(!text.contains("follow the speaker"), "{text}");
+    app.set_presenter(Some(crate::room::PresenterPosition { page: 0, scroll: 0 }));
+    assert!(screen(&mut app, 80, 24).contains("f  follow the speaker"));
     assert!(text.contains("light / dark") && text.contains("share"));
     let mut presenter = fixture("small");
     presenter.set_role(Role::Presenter);
@@ -336,6 +340,10 @@ fn help_on_a_phone() {
     let mut app = fixture("small");
     key(&mut app, '?');
     insta::assert_snapshot!("help_40x14", screen(&mut app, 40, 14));
+    // Tall enough for one row per key: one column, so no text is cut to half the width.
+    let text = screen(&mut app, 60, 20);
+    insta::assert_snapshot!("help_60x20", text);
+    assert!(text.contains("t light / dark colours (picked from your terminal)"), "{text}");
 }
 
 #[test]
