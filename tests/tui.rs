@@ -76,6 +76,42 @@ async fn window_change_re_lays_out_at_the_new_size() {
     assert!(lines.iter().any(|l| l.chars().count() > 100), "uses the new width");
 }
 
+/// The status line's "FIRST-LAST of TOTAL" (the visible lines of the chapter's text).
+fn visible_lines(text: &str) -> Option<(usize, usize)> {
+    text.lines().find_map(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words.windows(3).find_map(|w| match w {
+            [range, "of", total] => {
+                let first = range.split_once('-')?.0.parse().ok()?;
+                Some((first, total.parse().ok()?))
+            }
+            _ => None,
+        })
+    })
+}
+
+#[tokio::test]
+async fn a_resize_keeps_the_reader_at_the_same_place_in_the_text() {
+    let server = TestServer::start().await;
+    let conn = connect(server.addr, "visitor").await;
+    let mut screen = open_tui(&conn, "xterm-256color", 80, 24, &[]).await;
+    screen.press(b"3", &top(3)).await;
+    screen.send(b"G").await;
+    screen.wait_for_text(&end(3)).await;
+    let (first, total) = visible_lines(&screen.text()).expect("a scrolled chapter shows its lines");
+    // A phone turned to portrait: the text wraps to many more lines.
+    screen.resize(40, 14).await;
+    screen.wait_for("re-wrapped", |s| visible_lines(s).is_some_and(|(_, t)| t > total)).await;
+    let (new_first, new_total) = visible_lines(&screen.text()).unwrap();
+    let (before, after) = (first as f64 / total as f64, new_first as f64 / new_total as f64);
+    // Before: kept as a line number, the reader was thrown back a third of the chapter.
+    assert!(
+        (before - after).abs() < 0.05,
+        "{first}/{total} became {new_first}/{new_total}:\n{}",
+        screen.text()
+    );
+}
+
 #[tokio::test]
 async fn q_restores_the_terminal_and_exits_zero() {
     let server = TestServer::start().await;

@@ -23,7 +23,14 @@ enum Message {
     /// A replica's own counts, every tick.
     Audience { replica: u64, connected: usize, following: usize },
     /// A replica's presenter moved.
-    Presenter { replica: u64, page: usize, scroll: usize },
+    Presenter {
+        replica: u64,
+        page: usize,
+        scroll: usize,
+        /// The page's lines at the presenter's width (absent from older replicas: 0, unknown).
+        #[serde(default)]
+        lines: usize,
+    },
     /// A replica's presenter left.
     PresenterLeft { replica: u64 },
 }
@@ -79,7 +86,7 @@ async fn bridge(
                 // pub/sub keeps nothing, so a replica that (re)subscribes later, e.g. after a
                 // Redis restart, would otherwise not know about them until their next move.
                 let on_stage = (*local_presenter.borrow())
-                    .map(|PresenterPosition { page, scroll }| Message::Presenter { replica, page, scroll });
+                    .map(|PresenterPosition { page, scroll, lines }| Message::Presenter { replica, page, scroll, lines });
                 (Message::Audience { replica, connected, following }, on_stage)
             }
             changed = local_presenter.changed() => {
@@ -87,7 +94,7 @@ async fn bridge(
                     return Ok(());
                 }
                 let moved = match *local_presenter.borrow_and_update() {
-                    Some(PresenterPosition { page, scroll }) => Message::Presenter { replica, page, scroll },
+                    Some(PresenterPosition { page, scroll, lines }) => Message::Presenter { replica, page, scroll, lines },
                     None => Message::PresenterLeft { replica },
                 };
                 (moved, None)
@@ -107,8 +114,8 @@ fn apply(text: &str, me: u64, room: &Room) {
         Ok(Message::Audience { replica, connected, following }) if replica != me => {
             room.set_remote_audience(replica, Audience { connected, following });
         }
-        Ok(Message::Presenter { replica, page, scroll }) if replica != me => {
-            room.set_remote_presenter(Some(PresenterPosition { page, scroll }));
+        Ok(Message::Presenter { replica, page, scroll, lines }) if replica != me => {
+            room.set_remote_presenter(Some(PresenterPosition { page, scroll, lines }));
         }
         Ok(Message::PresenterLeft { replica }) if replica != me => room.set_remote_presenter(None),
         Ok(_) => {}
@@ -123,13 +130,16 @@ mod tests {
     #[test]
     fn messages_round_trip_and_echoes_are_ignored() {
         let room = Room::new();
-        let text =
-            serde_json::to_string(&Message::Presenter { replica: 1, page: 2, scroll: 3 }).expect("json");
-        assert_eq!(text, r#"{"kind":"presenter","replica":1,"page":2,"scroll":3}"#);
+        let text = serde_json::to_string(&Message::Presenter { replica: 1, page: 2, scroll: 3, lines: 40 })
+            .expect("json");
+        assert_eq!(text, r#"{"kind":"presenter","replica":1,"page":2,"scroll":3,"lines":40}"#);
         apply(&text, 1, &room);
         assert_eq!(*room.presenter().borrow(), None, "our own message");
         apply(&text, 9, &room);
-        assert_eq!(*room.presenter().borrow(), Some(PresenterPosition { page: 2, scroll: 3 }));
+        assert_eq!(*room.presenter().borrow(), Some(PresenterPosition { page: 2, scroll: 3, lines: 40 }));
+        // From a replica of an older version, without `lines`: unknown, so not scaled.
+        apply(r#"{"kind":"presenter","replica":2,"page":1,"scroll":5}"#, 9, &room);
+        assert_eq!(*room.presenter().borrow(), Some(PresenterPosition { page: 1, scroll: 5, lines: 0 }));
         apply(r#"{"kind":"presenter_left","replica":1}"#, 9, &room);
         assert_eq!(*room.presenter().borrow(), None);
         apply(r#"{"kind":"audience","replica":4,"connected":3,"following":2}"#, 9, &room);

@@ -16,13 +16,16 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-/// Where the presenter is: followers show the same page and line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the presenter is: followers show the same page, at the same place in its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PresenterPosition {
     /// Navigation index of the page (sections, then links).
     pub page: usize,
-    /// First visible line of the page text.
+    /// First visible line of the page text, at the presenter's width.
     pub scroll: usize,
+    /// How many lines the page text wraps to at the presenter's width (0: unknown). A follower
+    /// whose text wraps to another count scales `scroll` to the same place in the text.
+    pub lines: usize,
 }
 
 /// The audience figures shown in headers.
@@ -327,11 +330,11 @@ mod tests {
     fn followers_see_only_the_newest_position_and_the_end() {
         let room = Room::new();
         let mut rx = room.presenter();
-        let stage = room.present(PresenterPosition { page: 0, scroll: 0 });
+        let stage = room.present(PresenterPosition { page: 0, scroll: 0, lines: 0 });
         for scroll in 0..100 {
-            stage.moved(PresenterPosition { page: 2, scroll });
+            stage.moved(PresenterPosition { page: 2, scroll, lines: 0 });
         }
-        assert_eq!(*rx.borrow_and_update(), Some(PresenterPosition { page: 2, scroll: 99 }));
+        assert_eq!(*rx.borrow_and_update(), Some(PresenterPosition { page: 2, scroll: 99, lines: 0 }));
         drop(stage);
         assert!(rx.has_changed().unwrap_or(false));
         assert_eq!(*rx.borrow_and_update(), None);
@@ -345,21 +348,21 @@ mod tests {
         assert_eq!(room.counts(), Audience { connected: 11, following: 4 });
         assert_eq!(room.local_counts(), Audience { connected: 1, following: 0 });
         let mut rx = room.presenter();
-        room.set_remote_presenter(Some(PresenterPosition { page: 3, scroll: 1 }));
-        assert_eq!(*rx.borrow_and_update(), Some(PresenterPosition { page: 3, scroll: 1 }));
+        room.set_remote_presenter(Some(PresenterPosition { page: 3, scroll: 1, lines: 0 }));
+        assert_eq!(*rx.borrow_and_update(), Some(PresenterPosition { page: 3, scroll: 1, lines: 0 }));
         // A local presenter wins over a remote one.
-        let _stage = room.present(PresenterPosition { page: 0, scroll: 0 });
-        room.set_remote_presenter(Some(PresenterPosition { page: 5, scroll: 0 }));
-        assert_eq!(*rx.borrow_and_update(), Some(PresenterPosition { page: 0, scroll: 0 }));
+        let _stage = room.present(PresenterPosition { page: 0, scroll: 0, lines: 0 });
+        room.set_remote_presenter(Some(PresenterPosition { page: 5, scroll: 0, lines: 0 }));
+        assert_eq!(*rx.borrow_and_update(), Some(PresenterPosition { page: 0, scroll: 0, lines: 0 }));
     }
 
     #[test]
     fn a_remote_presenter_not_heard_from_stops_leading() {
         let room = Room::new();
         let mut rx = room.presenter();
-        room.set_remote_presenter(Some(PresenterPosition { page: 1, scroll: 0 }));
+        room.set_remote_presenter(Some(PresenterPosition { page: 1, scroll: 0, lines: 0 }));
         room.expire_remote_presenter();
-        assert_eq!(*rx.borrow_and_update(), Some(PresenterPosition { page: 1, scroll: 0 }));
+        assert_eq!(*rx.borrow_and_update(), Some(PresenterPosition { page: 1, scroll: 0, lines: 0 }));
         // Their replica died without a goodbye: nothing heard for the expiry time.
         if let Ok(mut heard) = room.remote_presenter_heard.lock() {
             *heard = Instant::now().checked_sub(REMOTE_EXPIRY);

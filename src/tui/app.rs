@@ -110,8 +110,12 @@ pub struct App {
     content: Arc<Content>,
     /// Index into [`App::pages`].
     selected: usize,
-    /// First visible line of the page text.
+    /// First visible line of the page text, counted in a wrapping of `scroll_of` lines.
     scroll: usize,
+    /// How many lines the page text wrapped to when `scroll` was set (0: unknown). After a
+    /// resize, or from a presenter at another width, the text wraps to another count, and
+    /// [`App::scroll_at`] scales `scroll` to the same place in the text.
+    scroll_of: usize,
     /// The help overlay, when open.
     overlay: Overlay,
     /// Whether the terminal is asked to report the mouse (off lets people select text).
@@ -142,6 +146,7 @@ impl App {
             content,
             selected: 0,
             scroll: 0,
+            scroll_of: 0,
             overlay: Overlay::None,
             mouse: true,
             viewport: Viewport::default(),
@@ -238,7 +243,7 @@ impl App {
 
     /// Where this view is, as a presenter publishes it.
     pub fn position(&self) -> PresenterPosition {
-        PresenterPosition { page: self.selected, scroll: self.scroll }
+        PresenterPosition { page: self.selected, scroll: self.scroll, lines: self.scroll_of }
     }
 
     /// The audience figures to show (`None` hides them).
@@ -273,15 +278,31 @@ impl App {
     fn go_to(&mut self, position: PresenterPosition) {
         if position.page < self.page_count() {
             self.selected = position.page;
-            // Clamped at the next draw, when this visitor's own geometry is known.
+            // Scaled to this visitor's wrapping and clamped at the next draw, when its own
+            // geometry is known.
             self.scroll = position.scroll;
+            self.scroll_of = position.lines;
         }
     }
 
-    /// Records the geometry of the frame just drawn and clamps the scroll to it.
+    /// Records the geometry of the frame just drawn; the scroll is now counted in its lines.
     pub fn set_viewport(&mut self, viewport: Viewport) {
+        self.scroll = self.scroll_at(viewport.body_lines);
+        self.scroll_of = viewport.body_lines;
         self.viewport = viewport;
         self.scroll = self.scroll.min(self.max_scroll());
+    }
+
+    /// The first visible line when the page text wraps to `lines` lines: the scroll, scaled
+    /// from the wrapping it was counted in, so a resize or a presenter at another width keeps
+    /// the same place in the text (to the nearest line).
+    pub fn scroll_at(&self, lines: usize) -> usize {
+        if self.scroll_of == 0 || self.scroll_of == lines {
+            return self.scroll;
+        }
+        let scaled =
+            (self.scroll as u128 * lines as u128 + self.scroll_of as u128 / 2) / self.scroll_of as u128;
+        usize::try_from(scaled).unwrap_or(usize::MAX)
     }
 
     /// Swaps in edited content, staying on the same section (by slug) and near the same line.

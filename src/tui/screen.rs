@@ -40,7 +40,9 @@ struct FrameKey {
     /// The content version (the `Arc`'s address; a reload makes a new one).
     content: usize,
     page: usize,
+    /// The scroll and the wrapping it is counted in (see [`App::scroll_at`]).
     scroll: usize,
+    scroll_of: usize,
     follow: Follow,
     audience: Option<Audience>,
     palette: Palette,
@@ -172,6 +174,7 @@ impl Screen {
             content: Arc::as_ptr(app.shared_content()) as usize,
             page: app.selected(),
             scroll: app.scroll(),
+            scroll_of: app.position().lines,
             follow: app.follow(),
             audience: app.audience(),
             palette: app.palette(),

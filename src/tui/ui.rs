@@ -277,7 +277,7 @@ fn draw_body(buf: &mut Buffer, area: Rect, app: &App, look: Look, theme: &Theme)
     let lines = body_lines(app, app.selected(), usize::from(area.width), theme);
     let height = usize::from(area.height);
     let total = lines.len();
-    let scroll = app.scroll().min(total.saturating_sub(height));
+    let scroll = app.scroll_at(total).min(total.saturating_sub(height));
     for (row, line) in lines.iter().skip(scroll).take(height).enumerate() {
         let Ok(row) = u16::try_from(row) else { break };
         let y = area.y + row;
@@ -369,7 +369,7 @@ fn draw_status(
     };
     let next = selected + 1;
     let position = (total > height).then(|| {
-        let scroll = app.scroll().min(total - height);
+        let scroll = app.scroll_at(total).min(total - height);
         format!("{}-{} of {}", scroll + 1, scroll + height, total)
     });
     let position_width = position.as_deref().map_or(0, |p| p.width() + 2);

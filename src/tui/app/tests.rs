@@ -85,13 +85,13 @@ fn route_opens_the_named_section() {
 #[test]
 fn followers_follow_leave_with_f_or_navigation_and_stay_when_the_presenter_leaves() {
     let mut app = app();
-    app.set_presenter(Some(PresenterPosition { page: 3, scroll: 2 }));
+    app.set_presenter(Some(PresenterPosition { page: 3, scroll: 2, lines: 0 }));
     assert_eq!((app.selected(), app.follow()), (3, Follow::Following));
-    app.set_presenter(Some(PresenterPosition { page: 5, scroll: 0 }));
+    app.set_presenter(Some(PresenterPosition { page: 5, scroll: 0, lines: 0 }));
     assert_eq!(app.selected(), 5);
     assert_eq!(key(&mut app, Key::Char('f')), Some(Effect::Redraw));
     assert_eq!(app.follow(), Follow::Browsing);
-    app.set_presenter(Some(PresenterPosition { page: 1, scroll: 0 }));
+    app.set_presenter(Some(PresenterPosition { page: 1, scroll: 0, lines: 0 }));
     assert_eq!(app.selected(), 5, "browsing visitors stay put");
     key(&mut app, Key::Char('f'));
     assert_eq!((app.selected(), app.follow()), (1, Follow::Following), "f jumps back to the speaker");
@@ -106,7 +106,7 @@ fn followers_follow_leave_with_f_or_navigation_and_stay_when_the_presenter_leave
 #[test]
 fn the_mouse_leaves_follow_mode_only_when_it_moves_the_view() {
     let mut app = app();
-    app.set_presenter(Some(PresenterPosition { page: 0, scroll: 0 }));
+    app.set_presenter(Some(PresenterPosition { page: 0, scroll: 0, lines: 0 }));
     app.handle(&Event::Mouse(Mouse::Click { column: 70, row: 20 }));
     assert_eq!(app.follow(), Follow::Following, "a stray click keeps following");
     app.handle(&Event::Mouse(Mouse::ScrollDown { column: 30, row: 8 }));
@@ -120,10 +120,30 @@ fn the_mouse_leaves_follow_mode_only_when_it_moves_the_view() {
 fn the_presenter_is_never_moved_by_the_room() {
     let mut app = app();
     app.set_role(Role::Presenter);
-    app.set_presenter(Some(PresenterPosition { page: 4, scroll: 0 }));
+    app.set_presenter(Some(PresenterPosition { page: 4, scroll: 0, lines: 0 }));
     assert_eq!(app.selected(), 0);
     key(&mut app, Key::Char('3'));
-    assert_eq!(app.position(), PresenterPosition { page: 2, scroll: 0 });
+    assert_eq!(app.position(), PresenterPosition { page: 2, scroll: 0, lines: 25 });
+}
+
+#[test]
+fn the_scroll_keeps_its_place_in_the_text_when_the_text_wraps_anew() {
+    let mut app = app();
+    // 20 of 25 lines down (the viewport shows 10): 80 % of the way.
+    app.scroll_down(20);
+    assert_eq!(app.scroll(), 15, "clamped to the last screenful");
+    // A narrower terminal: the same text is now 50 lines; the place is scaled, not kept as
+    // a line number (which would put the reader back near the start).
+    assert_eq!(app.scroll_at(50), 30);
+    app.set_viewport(Viewport { body_height: 10, body_lines: 50, nav: Vec::new() });
+    assert_eq!((app.scroll(), app.scroll_at(50)), (30, 30), "now counted in the new wrapping");
+    // A follower gets the presenter's place in the text, whatever the two widths.
+    let mut follower = self::app();
+    follower.set_presenter(Some(PresenterPosition { page: 2, scroll: 12, lines: 40 }));
+    assert_eq!((follower.selected(), follower.scroll_at(25)), (2, 8));
+    // Unknown (an older replica): the line number as sent.
+    follower.set_presenter(Some(PresenterPosition { page: 2, scroll: 12, lines: 0 }));
+    assert_eq!(follower.scroll_at(25), 12);
 }
 
 #[test]

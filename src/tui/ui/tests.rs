@@ -205,7 +205,7 @@ fn help_lists_every_key_including_t_s_and_c() {
     }
     // `f` only while a speaker is presenting.
     assert!(!text.contains("follow the speaker"), "{text}");
-    app.set_presenter(Some(crate::room::PresenterPosition { page: 0, scroll: 0 }));
+    app.set_presenter(Some(crate::room::PresenterPosition { page: 0, scroll: 0, lines: 0 }));
     assert!(screen(&mut app, 80, 24).contains("f  follow the speaker"));
     assert!(text.contains("light / dark") && text.contains("share"));
     let mut presenter = fixture("small");
@@ -366,7 +366,7 @@ fn a_long_timeline_beside_short_chapters_keeps_the_footer_below_it() {
 #[test]
 fn follow_banner_and_presenter_header() {
     let mut app = fixture("small");
-    app.set_presenter(Some(crate::room::PresenterPosition { page: 1, scroll: 0 }));
+    app.set_presenter(Some(crate::room::PresenterPosition { page: 1, scroll: 0, lines: 0 }));
     insta::assert_snapshot!("following_80x24", screen(&mut app, 80, 24));
     let mut presenter = fixture("small");
     presenter.set_role(Role::Presenter);
