@@ -192,13 +192,7 @@ pub fn draw_top_line(buf: &mut Buffer, row: Rect, height: u16, app: &App, look: 
     let audience = audience_text(app);
     let audience_width = audience.as_deref().map_or(0, UnicodeWidthStr::width);
     let mut used = 0;
-    if let Some(Some(_)) = hero {
-        // Over block letters, the name also as text, small and muted: a page header that a
-        // screen reader, a copy or a search can find.
-        let room = usize::from(row.width.saturating_sub(x)).saturating_sub(audience_width + 2);
-        let (end, _) = buf.set_stringn(x, row.y, fit(&content.name, room), room, theme.muted);
-        used = usize::from(end.saturating_sub(row.x));
-    }
+    // With the hero, the name is in it (never twice on one screen); without, it is here.
     if hero.is_none() {
         let name = Line::from(vec![
             Span::styled(content.name.as_str(), theme.name),

@@ -32,8 +32,11 @@ pub mod fixtures {
     pub const UNICODE: &str = include_str!("../fixtures/unicode.toml");
     /// Every size at its limit.
     pub const MAX: &str = include_str!("../fixtures/max.toml");
-    /// The name of each fixture's person: one of them is on every first frame.
+    /// The name of each fixture's person, as text on small screens (block letters on large).
     pub const NAMES: [&str; 5] = ["Ada Quill", "Bartholomew", "Cyrus Pell", "Zoë Nakamura", "Maximilian"];
+    /// The start of each fixture's headline: text under the block letters of the name.
+    pub const HEADLINES: [&str; 5] =
+        ["Lighthouse keeper", "Cartographer of", "Beekeeper and", "Typesetter of", "Headline quill"];
 }
 
 /// The long fixture's section titles, in order.
@@ -248,7 +251,9 @@ pub async fn open_tui(conn: &Conn, term: &str, cols: u16, rows: u16, env: &[(&st
     channel.request_shell(true).await.unwrap();
     let (cols, rows) = (if cols == 0 { 80 } else { cols }, if rows == 0 { 24 } else { rows });
     let mut screen = Screen::new(channel, cols.min(500), rows.min(200));
-    screen.wait_for("the first frame", |s| fixtures::NAMES.iter().any(|name| s.contains(name))).await;
+    // The name as text, or (when it is in block letters) the headline.
+    let shown = |s: &str| fixtures::NAMES.iter().chain(&fixtures::HEADLINES).any(|text| s.contains(text));
+    screen.wait_for("the first frame", shown).await;
     screen
 }
 
