@@ -19,7 +19,7 @@ use tokio::time::timeout;
 use crate::opts::Opts;
 use crate::screen::Screen;
 use crate::stats::ms;
-use crate::{FOOTER, NAME, STEP};
+use crate::{FOOTER, STEP};
 
 /// Bytes on the wire (encrypted), shared by one or many connections.
 #[derive(Default, Debug)]
@@ -174,9 +174,9 @@ pub struct Dial<'a> {
     pub size: (u16, u16),
 }
 
-/// The first complete screen of a visitor: the bio's name and the footer's last hint.
+/// The first complete screen of a visitor: the footer's last hints, on its last row.
 pub fn complete_screen(text: &str) -> bool {
-    text.contains(NAME) && text.contains(FOOTER)
+    text.contains(FOOTER)
 }
 
 /// A TCP connection to `addr`, from `source` when given.

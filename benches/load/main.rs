@@ -56,9 +56,10 @@ use crate::server::Server;
 
 /// Longest any single step of a session may take.
 const STEP: Duration = Duration::from_secs(15);
-/// What the first complete screen contains: the bio's name and the footer's last hint.
-const NAME: &str = "Liz Rice";
-const FOOTER: &str = "quit";
+/// The end of the footer's key hints, on the last row of every screen: the frame is drawn top
+/// to bottom, so when this is on screen the whole first frame has arrived. Nothing here
+/// depends on the bio's wording (the name may be drawn in block letters).
+const FOOTER: &str = "help   q quit";
 
 async fn run(opts: Opts) -> Result<()> {
     let config = client_config(&opts)?;
