@@ -95,6 +95,9 @@ pub struct Binding {
     pub shown: &'static str,
     /// The help overlay's description.
     pub help: &'static str,
+    /// The description on a phone-sized screen, where the help packs two columns of about 18
+    /// columns each.
+    pub short: &'static str,
     /// The footer's short hint (key, word, rank), for the few bindings worth a footer slot:
     /// narrow footers drop the highest rank first.
     pub footer: Option<(&'static str, &'static str, u8)>,
@@ -120,6 +123,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::NextChapter,
         shown: "→  l  Tab",
         help: "next chapter",
+        short: "next chapter",
         footer: Some(("←/→", "chapter", 1)),
         who: For::Everyone,
     },
@@ -128,6 +132,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::PreviousChapter,
         shown: "←  h  S-Tab",
         help: "previous chapter",
+        short: "prev chapter",
         footer: None,
         who: For::Everyone,
     },
@@ -136,6 +141,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::JumpToChapter,
         shown: "1-9",
         help: "jump to a chapter",
+        short: "go to chapter",
         footer: None,
         who: For::Everyone,
     },
@@ -144,6 +150,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::ScrollDown,
         shown: "↓  j",
         help: "scroll down a line",
+        short: "scroll down",
         footer: Some(("↑/↓", "scroll", 4)),
         who: For::Everyone,
     },
@@ -152,6 +159,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::ScrollUp,
         shown: "↑  k",
         help: "scroll up a line",
+        short: "scroll up",
         footer: None,
         who: For::Everyone,
     },
@@ -160,6 +168,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::PageDown,
         shown: "PgDn  Space",
         help: "scroll down a page",
+        short: "page down",
         footer: None,
         who: For::Everyone,
     },
@@ -168,6 +177,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::PageUp,
         shown: "PgUp",
         help: "scroll up a page",
+        short: "page up",
         footer: None,
         who: For::Everyone,
     },
@@ -176,6 +186,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::Top,
         shown: "Home  g",
         help: "top of the chapter",
+        short: "top",
         footer: None,
         who: For::Everyone,
     },
@@ -184,6 +195,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::Bottom,
         shown: "End  G",
         help: "end of the chapter",
+        short: "end",
         footer: None,
         who: For::Everyone,
     },
@@ -192,6 +204,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::ToggleFollow,
         shown: "f",
         help: "follow the speaker / browse on your own",
+        short: "follow / browse",
         footer: None,
         who: For::Visitors,
     },
@@ -200,6 +213,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::JoinCard,
         shown: "c",
         help: "join card for the room (any key returns)",
+        short: "join card",
         footer: Some(("c", "join card", 2)),
         who: For::Presenter,
     },
@@ -208,6 +222,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::Share,
         shown: "s",
         help: "share: the ssh command and a QR code",
+        short: "share",
         footer: Some(("s", "share", 3)),
         who: For::Everyone,
     },
@@ -216,6 +231,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::TogglePalette,
         shown: "t",
         help: "light / dark colours (picked from your terminal)",
+        short: "light / dark",
         footer: None,
         who: For::Everyone,
     },
@@ -224,6 +240,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::ToggleMouse,
         shown: "m",
         help: "mouse on/off (off lets you select text)",
+        short: "mouse on/off",
         footer: None,
         who: For::Everyone,
     },
@@ -232,6 +249,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::Help,
         shown: "?",
         help: "this help (any key closes it)",
+        short: "this help",
         footer: Some(("?", "help", 0)),
         who: For::Everyone,
     },
@@ -240,6 +258,7 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::Quit,
         shown: "q  Esc  Ctrl-C",
         help: "quit",
+        short: "quit",
         footer: Some(("q", "quit", 2)),
         who: For::Everyone,
     },
@@ -252,12 +271,11 @@ pub fn action_for(key: Key, role: Role) -> Option<Action> {
 
 /// The help overlay's rows for `role`: (keys, description). `f` only while a speaker is
 /// presenting (else it does nothing, and a visitor would look for a speaker who is not there).
-pub fn help(role: Role, presenting: bool) -> impl Iterator<Item = (&'static str, &'static str)> {
+pub fn help(role: Role, presenting: bool) -> impl Iterator<Item = &'static Binding> {
     BINDINGS
         .iter()
         .filter(move |b| b.who.includes(role))
         .filter(move |b| presenting || b.action != Action::ToggleFollow)
-        .map(|b| (b.shown, b.help))
 }
 
 /// The footer's hints for `role`, most important first.
@@ -277,13 +295,24 @@ mod tests {
             for binding in bound {
                 let role = if binding.who == For::Presenter { Role::Presenter } else { Role::Visitor };
                 assert!(
-                    help(role, true).any(|(shown, text)| shown == binding.shown && text == binding.help),
+                    help(role, true).any(|b| b.shown == binding.shown && b.help == binding.help),
                     "{action:?} missing from the help"
                 );
                 for &key in binding.keys {
                     assert_eq!(action_for(key, role), Some(action), "{key:?}");
                 }
             }
+        }
+    }
+
+    /// A phone's help packs two columns of (40 - 3) / 2 = 18: the first key, a space and the
+    /// short text fit in one, so nothing is cut.
+    #[test]
+    fn short_help_fits_half_a_phone() {
+        for binding in BINDINGS {
+            let key = binding.shown.split_whitespace().next().unwrap_or(binding.shown);
+            let width = 1 + key.chars().count() + 1 + binding.short.chars().count();
+            assert!(width <= 18, "{:?}: {width} columns", binding.short);
         }
     }
 
@@ -305,7 +334,7 @@ mod tests {
         assert_eq!(action_for(Key::Char('c'), Role::Presenter), Some(Action::JoinCard));
         assert_eq!(action_for(Key::Char('c'), Role::Visitor), None);
         assert_eq!(action_for(Key::Char('f'), Role::Presenter), None);
-        assert!(help(Role::Visitor, true).all(|(_, text)| !text.contains("join card")));
+        assert!(help(Role::Visitor, true).all(|b| !b.help.contains("join card")));
         for key in ['t', 's'] {
             assert!(action_for(Key::Char(key), Role::Visitor).is_some());
         }

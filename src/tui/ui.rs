@@ -421,13 +421,15 @@ fn draw_footer(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
 /// The keys, from the key map, in a box over the page.
 fn draw_help(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let presenting = app.role() == Role::Presenter || app.follow() != Follow::NoPresenter;
-    let mut rows: Vec<(&str, &str)> = keymap::help(app.role(), presenting).collect();
-    let after_mouse_key = rows.iter().position(|(k, _)| *k == "m").map_or(rows.len(), |i| i + 1);
-    rows.insert(after_mouse_key, ("mouse", "wheel scrolls, click picks a chapter"));
-    let key_width = rows.iter().map(|(k, _)| k.width()).max().unwrap_or(0);
+    // (keys, description, the description on a phone).
+    let mut rows: Vec<(&str, &str, &str)> =
+        keymap::help(app.role(), presenting).map(|b| (b.shown, b.help, b.short)).collect();
+    let after_mouse_key = rows.iter().position(|(k, _, _)| *k == "m").map_or(rows.len(), |i| i + 1);
+    rows.insert(after_mouse_key, ("mouse", "wheel scrolls, click picks a chapter", "wheel/click"));
+    let key_width = rows.iter().map(|(k, _, _)| k.width()).max().unwrap_or(0);
     let full: Vec<Line> = rows
         .iter()
-        .map(|(k, what)| {
+        .map(|(k, what, _)| {
             Line::from(vec![
                 Span::styled(format!(" {k:>key_width$}  "), theme.key),
                 Span::styled(*what, theme.text),
@@ -437,13 +439,15 @@ fn draw_help(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let fits = full.iter().map(Line::width).max().unwrap_or(0) + 3 <= usize::from(area.width)
         && full.len() + 2 <= usize::from(area.height);
     // On a small terminal: the first key of each row and its text, in one column when the rows
-    // fit, else in two.
+    // fit, else the short texts in two.
     let lines = if fits {
         full
     } else if rows.len() + 2 <= usize::from(area.height) {
-        help_in_columns(&rows, 1, area, theme)
+        let long: Vec<(&str, &str)> = rows.iter().map(|&(k, what, _)| (k, what)).collect();
+        help_in_columns(&long, 1, area, theme)
     } else {
-        help_in_columns(&rows, 2, area, theme)
+        let short: Vec<(&str, &str)> = rows.iter().map(|&(k, _, short)| (k, short)).collect();
+        help_in_columns(&short, 2, area, theme)
     };
     let width = lines.iter().map(Line::width).max().unwrap_or(0) + 3;
     let width = u16::try_from(width).unwrap_or(u16::MAX).min(area.width);

@@ -200,7 +200,8 @@ fn help_lists_every_key_including_t_s_and_c() {
     key(&mut app, '?');
     let text = screen(&mut app, 80, 24);
     insta::assert_snapshot!("help_80x24", text);
-    for (shown, help) in keymap::help(Role::Visitor, false) {
+    for binding in keymap::help(Role::Visitor, false) {
+        let (shown, help) = (binding.shown, binding.help);
         assert!(text.contains(shown) && text.contains(help), "{shown} {help}\n{text}");
     }
     // `f` only while a speaker is presenting.
