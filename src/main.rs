@@ -211,12 +211,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let (content_tx, content_rx) = tokio::sync::watch::channel(Arc::new(bio));
         let metrics = Arc::new(sshbio::metrics::Metrics::new());
-        // HTTP before SSH: once the SSH port answers, /metrics, /readyz and the page do too.
-        serve_http(&args, &key, &metrics, &content_rx).await?;
+        // SSH is bound first, for its port (the page shows the ssh command); connections wait
+        // in the backlog until the server runs. The HTTP listeners are up before the "serving"
+        // line, so whoever waits for that line finds /metrics, /readyz and the page answering.
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let bound = listener.local_addr()?;
+        serve_http(&args, &key, bound.port(), &metrics, &content_rx).await?;
         tracing::info!(
             listen = %bound,
             fingerprint = %key.fingerprint(),
@@ -296,12 +298,13 @@ fn limits(args: &ServeArgs) -> Limits {
 async fn serve_http(
     args: &ServeArgs,
     key: &hostkey::HostKey,
+    ssh_port: u16,
     metrics: &Arc<sshbio::metrics::Metrics>,
     content_rx: &tokio::sync::watch::Receiver<Arc<sshbio::content::Content>>,
 ) -> anyhow::Result<()> {
     let metrics_routes = args.metrics_listen.map(|addr| (addr, sshbio::http::router(metrics.clone())));
     let web_routes = args.http_listen.map(|addr| {
-        let info = page_info(args, key);
+        let info = page_info(args, key, ssh_port);
         (addr, sshbio::http::web::router(content_rx.clone(), Arc::new(info)))
     });
     let listeners = match (metrics_routes, web_routes) {
@@ -327,11 +330,12 @@ async fn serve_http(
 }
 
 /// What the web page tells visitors: the command to run and how to check the host key.
-fn page_info(args: &ServeArgs, key: &hostkey::HostKey) -> sshbio::http::web::PageInfo {
+/// `ssh_port` is the bound SSH port, for the command when no public host is set.
+fn page_info(args: &ServeArgs, key: &hostkey::HostKey, ssh_port: u16) -> sshbio::http::web::PageInfo {
     let (ssh_command, sshfp) = match &args.public_host {
         Some(host) if args.public_port == 22 => (format!("ssh {host}"), key.sshfp_records(host)),
         Some(host) => (format!("ssh -p {} {host}", args.public_port), key.sshfp_records(host)),
-        None => (format!("ssh -p {} localhost", args.listen.port()), Vec::new()),
+        None => (format!("ssh -p {ssh_port} localhost"), Vec::new()),
     };
     sshbio::http::web::PageInfo {
         ssh_command,

@@ -296,6 +296,18 @@ async fn json_logs_have_one_parsable_line_per_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_public_host_the_page_shows_the_port_the_server_listens_on() {
+    let dir = workdir("web-port");
+    let http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    // Process::start listens on port 0: the page must show the port the kernel picked.
+    let server = Process::start(&dir, &["--http-listen", &http.to_string()]);
+    let (status, body) = tokio::task::spawn_blocking(move || http_get(http, "/")).await.unwrap();
+    assert_eq!(status, 200);
+    let command = format!("ssh -p {} localhost", server.addr.port());
+    assert!(body.contains(&command), "{command} not on the page:\n{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_page_is_served_and_follows_reloads() {
     let dir = workdir("web");
     let port = free_port();

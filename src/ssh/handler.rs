@@ -120,7 +120,7 @@ impl Connection {
     /// OpenSSH reads it as "try everything" and prompts for a password.
     fn presenter_only(&self) -> Auth {
         if self.shared.settings.presenter_keys.is_empty() {
-            tracing::info!(peer = %self.peer, "present@ refused: presenting is off (no --presenter-keys)");
+            tracing::debug!(peer = %self.peer, "present@ refused: presenting is off (no --presenter-keys)");
         }
         let methods = MethodSet::from(&[MethodKind::PublicKey][..]);
         Auth::Reject { proceed_with_methods: Some(methods), partial_success: false }

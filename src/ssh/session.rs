@@ -170,15 +170,20 @@ pub fn supervise<H: Send + 'static>(
 }
 
 /// `ssh -T host`: the whole bio as plain text, then exit 0. With a section's slug as the user
-/// name (`ssh -T atlas@host`), that section's text, as the UI opens on it.
+/// name (`ssh -T atlas@host`), that section's text, and with `links`, the links, as the UI
+/// opens on them.
 pub async fn run_plain(mut setup: SessionSetup) -> Summary {
     let _open = setup.set_kind("plain");
     let text = {
         let content = setup.shared.content.borrow();
-        content
-            .section_index(&setup.user)
-            .and_then(|index| content.section_text(index, commands::PLAIN_WIDTH))
-            .unwrap_or_else(|| content.plain_text(commands::PLAIN_WIDTH))
+        if setup.user.eq_ignore_ascii_case("links") && !content.links.is_empty() {
+            content.links_text()
+        } else {
+            content
+                .section_index(&setup.user)
+                .and_then(|index| content.section_text(index, commands::PLAIN_WIDTH))
+                .unwrap_or_else(|| content.plain_text(commands::PLAIN_WIDTH))
+        }
     };
     let end = match setup.write(text.as_bytes()).await {
         Ok(()) => End::Quit,

@@ -199,8 +199,9 @@ impl App {
         self.selected
     }
 
+    /// The first visible line, as of the last frame drawn.
     pub fn scroll(&self) -> usize {
-        self.scroll
+        self.scroll.min(self.max_scroll())
     }
 
     pub fn overlay(&self) -> Overlay {
@@ -287,6 +288,12 @@ impl App {
 
     /// Records the geometry of the frame just drawn; the scroll is now counted in its lines.
     pub fn set_viewport(&mut self, viewport: Viewport) {
+        if viewport.body_height == 0 && viewport.body_lines == 0 {
+            // No page text on this frame (the join card, a too-small terminal): the place in
+            // the text stays as it was, for when the text is back (and for followers).
+            self.viewport.nav = viewport.nav;
+            return;
+        }
         self.scroll = self.scroll_at(viewport.body_lines);
         self.scroll_of = viewport.body_lines;
         self.viewport = viewport;
@@ -342,7 +349,7 @@ impl App {
             return Some(Effect::Redraw);
         }
         let action = keymap::action_for(key, self.role)?;
-        let before = (self.selected, self.scroll, self.follow);
+        let before = (self.selected, self.scroll(), self.follow);
         if self.follow == Follow::Following && action.moves_the_view() {
             // Moving on your own leaves follow mode; the banner says how to come back.
             self.follow = Follow::Browsing;
@@ -374,9 +381,9 @@ impl App {
             Action::PageDown => self.scroll_down(self.page_step()),
             Action::PageUp => self.scroll_up(self.page_step()),
             Action::Top => self.scroll = 0,
-            Action::Bottom => self.scroll = self.max_scroll(),
+            Action::Bottom => self.scroll_to_end(),
         }
-        (before != (self.selected, self.scroll, self.follow)).then_some(Effect::Redraw)
+        (before != (self.selected, self.scroll(), self.follow)).then_some(Effect::Redraw)
     }
 
     fn open(&mut self, overlay: Overlay) -> Option<Effect> {
@@ -411,7 +418,7 @@ impl App {
     }
 
     fn handle_mouse(&mut self, mouse: Mouse) -> Option<Effect> {
-        let before = (self.selected, self.scroll, self.overlay);
+        let before = (self.selected, self.scroll(), self.overlay);
         match mouse {
             Mouse::ScrollDown { .. } => self.scroll_down(WHEEL_LINES),
             Mouse::ScrollUp { .. } => self.scroll_up(WHEEL_LINES),
@@ -426,10 +433,10 @@ impl App {
         }
         // Scrolling or picking a section with the mouse leaves follow mode, like the keys do;
         // a click that changes nothing (or only closes the help) does not.
-        if self.follow == Follow::Following && (before.0, before.1) != (self.selected, self.scroll) {
+        if self.follow == Follow::Following && (before.0, before.1) != (self.selected, self.scroll()) {
             self.follow = Follow::Browsing;
         }
-        (before != (self.selected, self.scroll, self.overlay)).then_some(Effect::Redraw)
+        (before != (self.selected, self.scroll(), self.overlay)).then_some(Effect::Redraw)
     }
 
     pub fn next_page(&mut self) {
@@ -445,16 +452,37 @@ impl App {
     pub fn select_page(&mut self, index: usize) {
         if index < self.page_count() && index != self.selected {
             self.selected = index;
+            // Counted in no wrapping yet: the new page's is known at the next draw.
             self.scroll = 0;
+            self.scroll_of = 0;
         }
     }
 
+    /// The end of the page, in any wrapping: each draw (and each follower) clamps it to its
+    /// own last screenful, even when the page changed in the same batch of keys.
+    fn scroll_to_end(&mut self) {
+        self.scroll = usize::MAX;
+        self.scroll_of = 0;
+    }
+
     pub fn scroll_down(&mut self, lines: usize) {
+        self.count_in_the_last_frame();
         self.scroll = self.scroll.saturating_add(lines).min(self.max_scroll());
     }
 
     pub fn scroll_up(&mut self, lines: usize) {
-        self.scroll = self.scroll.saturating_sub(lines);
+        self.count_in_the_last_frame();
+        self.scroll = self.scroll.min(self.max_scroll()).saturating_sub(lines);
+    }
+
+    /// Counts the scroll in the last frame's wrapping (it may still be in a presenter's, or be
+    /// "the end"), so that lines are added to or taken from the right place.
+    fn count_in_the_last_frame(&mut self) {
+        let lines = self.viewport.body_lines;
+        if lines > 0 {
+            self.scroll = self.scroll_at(lines);
+            self.scroll_of = lines;
+        }
     }
 
     /// The last line the text can start at so its end still fills the body.

@@ -43,6 +43,8 @@ struct FrameKey {
     /// The scroll and the wrapping it is counted in (see [`App::scroll_at`]).
     scroll: usize,
     scroll_of: usize,
+    /// The footer says how to turn the mouse back on when it is off.
+    mouse: bool,
     follow: Follow,
     audience: Option<Audience>,
     palette: Palette,
@@ -173,8 +175,10 @@ impl Screen {
             hyperlinks: self.look.options.hyperlinks,
             content: Arc::as_ptr(app.shared_content()) as usize,
             page: app.selected(),
-            scroll: app.scroll(),
+            // The place as stored (what the frame is drawn from), not as of the last frame.
+            scroll: app.position().scroll,
             scroll_of: app.position().lines,
+            mouse: app.mouse_enabled(),
             follow: app.follow(),
             audience: app.audience(),
             palette: app.palette(),

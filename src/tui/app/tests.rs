@@ -123,7 +123,30 @@ fn the_presenter_is_never_moved_by_the_room() {
     app.set_presenter(Some(PresenterPosition { page: 4, scroll: 0, lines: 0 }));
     assert_eq!(app.selected(), 0);
     key(&mut app, Key::Char('3'));
-    assert_eq!(app.position(), PresenterPosition { page: 2, scroll: 0, lines: 25 });
+    assert_eq!(app.position(), PresenterPosition { page: 2, scroll: 0, lines: 0 });
+}
+
+#[test]
+fn keys_in_one_batch_and_frames_without_text_keep_the_right_place() {
+    let mut app = app();
+    // `l` then `G` before the next frame: the end of the *new* page (100 lines), not a line
+    // counted in the old page's 25.
+    key(&mut app, Key::Char('l'));
+    key(&mut app, Key::Char('G'));
+    app.set_viewport(Viewport { body_height: 10, body_lines: 100, nav: Vec::new() });
+    assert_eq!(app.scroll(), 90);
+    // Followers get "the end" too, whatever their wrapping.
+    key(&mut app, Key::Char('G'));
+    let mut follower = self::app();
+    follower.set_presenter(Some(app.position()));
+    follower.set_viewport(Viewport { body_height: 10, body_lines: 40, nav: Vec::new() });
+    assert_eq!(follower.scroll(), 30);
+    // A frame with no page text (the join card, a too-small terminal) keeps the place.
+    app.scroll_up(5);
+    assert_eq!(app.scroll(), 85);
+    app.set_viewport(Viewport::default());
+    app.set_viewport(Viewport { body_height: 10, body_lines: 100, nav: Vec::new() });
+    assert_eq!(app.scroll(), 85);
 }
 
 #[test]
