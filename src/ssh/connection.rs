@@ -76,6 +76,17 @@ struct Owner {
     disconnect_at: Option<Instant>,
     /// The client (or an error) ended russh's session, not us.
     client_ended: bool,
+    /// Whether the connection's end was counted: a panic skips [`Owner::finish`], and the
+    /// drop during the unwinding counts it then, so the open-connections gauge stays true.
+    counted: bool,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if !self.counted {
+            self.finish(End::Error);
+        }
+    }
 }
 
 /// What the owner does after a report or a timer.
@@ -123,6 +134,7 @@ where
         handshake: Some(Box::new((handshake, in_progress))),
         seat: Some(seat),
         client_ended: false,
+        counted: false,
     };
     let end = owner.run(stream, handler, &mut reports).await;
     // Whatever happened, the stream is cut now: russh keeps a connection open otherwise.
@@ -299,7 +311,12 @@ impl Owner {
 
     /// Counts the connection and logs the ones that ran no session.
     fn finish(&mut self, end: End) {
+        if std::mem::replace(&mut self.counted, true) {
+            return;
+        }
+        // Places in the limits are given back before the close is counted.
         self.seat = None;
+        self.handshake = None;
         let bytes_in = self.meter.bytes_in.load(Ordering::Relaxed);
         let bytes_out = self.meter.bytes_out.load(Ordering::Relaxed);
         let handshake_failed = self.user.is_none() && matches!(end, End::HandshakeTimeout | End::Error);
