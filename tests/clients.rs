@@ -25,23 +25,6 @@ async fn start() -> TestServer {
     TestServer::start_with(Options { content: fixture(), ..Options::default() }).await
 }
 
-/// The real OpenSSH client's options for these tests, plus `extra`, then the command.
-fn openssh<A: AsRef<std::ffi::OsStr>>(
-    server: &TestServer,
-    user: &str,
-    extra: &[A],
-    command: &[&str],
-) -> tokio::process::Command {
-    assert!(have("ssh"), "the OpenSSH client is needed; .ci/run installs it");
-    let mut cmd = tokio::process::Command::new("ssh");
-    cmd.args(extra).args(ssh_args(server.addr, user)).args(command).stdin(std::process::Stdio::null());
-    cmd
-}
-
-async fn output(mut cmd: tokio::process::Command) -> std::process::Output {
-    tokio::time::timeout(WAIT, cmd.output()).await.expect("finished in time").unwrap()
-}
-
 // ---- Real clients: what each shows, checked the same way ----
 
 /// Bytes from a script's hex strings.

@@ -287,23 +287,6 @@ async fn each_further_session_counts_against_the_address_limit_as_a_visitor_woul
     assert!(try_connect(server.addr, "other").await.is_err(), "a new connection is refused too");
 }
 
-/// The real OpenSSH client's options for these tests, plus `extra`, then the command.
-fn openssh<A: AsRef<std::ffi::OsStr>>(
-    server: &TestServer,
-    user: &str,
-    extra: &[A],
-    command: &[&str],
-) -> tokio::process::Command {
-    assert!(have("ssh"), "the OpenSSH client is needed; .ci/run installs it");
-    let mut cmd = tokio::process::Command::new("ssh");
-    cmd.args(extra).args(ssh_args(server.addr, user)).args(command).stdin(std::process::Stdio::null());
-    cmd
-}
-
-async fn output(mut cmd: tokio::process::Command) -> std::process::Output {
-    tokio::time::timeout(WAIT, cmd.output()).await.expect("finished in time").unwrap()
-}
-
 #[tokio::test]
 async fn failed_key_exchanges_are_counted_by_reason() {
     let metrics = Arc::new(sshbio::metrics::Metrics::new());

@@ -346,3 +346,21 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (status, body)
 }
+
+/// The real OpenSSH client's options for these tests, plus `extra`, then the command.
+pub fn openssh<A: AsRef<std::ffi::OsStr>>(
+    server: &TestServer,
+    user: &str,
+    extra: &[A],
+    command: &[&str],
+) -> tokio::process::Command {
+    assert!(have("ssh"), "the OpenSSH client is needed; .ci/run installs it");
+    let mut cmd = tokio::process::Command::new("ssh");
+    cmd.args(extra).args(ssh_args(server.addr, user)).args(command).stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` to its end (within [`WAIT`]).
+pub async fn output(mut cmd: tokio::process::Command) -> std::process::Output {
+    tokio::time::timeout(WAIT, cmd.output()).await.expect("finished in time").unwrap()
+}
